@@ -1,0 +1,199 @@
+//! The `foresight` command line.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use foresight::curve::PredictorConfig;
+use foresight::{curveset, protocol};
+
+#[derive(Parser)]
+#[command(
+    name = "foresight",
+    version,
+    about = "Hyperparameter tuning that looks ahead"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Preset {
+    /// foresight's predictor (docs/benchmarks.md says how it was chosen).
+    Default,
+    /// The reference implementation's configuration (Domhan et al. 2015).
+    Reference,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Protocol P: predict the final value of logged curves from their
+    /// first epochs, and score accuracy, calibration, stop decisions and speed.
+    Predict {
+        /// Curve set (JSON Lines, optionally .gz); repeat for several sets.
+        #[arg(long, required = true)]
+        curves: Vec<PathBuf>,
+        /// Fractions of each curve observed before predicting.
+        #[arg(long, value_delimiter = ',', default_values_t = protocol::CUTOFFS.to_vec())]
+        cutoffs: Vec<f64>,
+        /// Curves selected per task.
+        #[arg(long, default_value_t = 12)]
+        per_task: usize,
+        /// Predictor configuration.
+        #[arg(long, value_enum, default_value = "default")]
+        preset: Preset,
+        /// MCMC steps per walker (overrides the preset).
+        #[arg(long)]
+        steps: Option<usize>,
+        /// MCMC walkers (overrides the preset).
+        #[arg(long)]
+        walkers: Option<usize>,
+        /// Burn-in steps (overrides the preset).
+        #[arg(long)]
+        burn_in: Option<usize>,
+        /// Thinning of the kept steps (overrides the preset).
+        #[arg(long)]
+        thin: Option<usize>,
+        /// Seed of the MCMC.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Print one JSON object (protocol P's format) instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Also print every prediction (with --json: a "rows" array).
+        #[arg(long)]
+        rows: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> foresight::Result<()> {
+    match cli.command {
+        Command::Predict {
+            curves,
+            cutoffs,
+            per_task,
+            preset,
+            steps,
+            walkers,
+            burn_in,
+            thin,
+            seed,
+            json,
+            rows: print_rows,
+        } => {
+            let mut config = match preset {
+                Preset::Default => PredictorConfig::default(),
+                Preset::Reference => PredictorConfig::reference(),
+            };
+            config.seed = seed;
+            if let Some(s) = steps {
+                config.steps = s;
+            }
+            if let Some(w) = walkers {
+                config.walkers = w;
+            }
+            if let Some(b) = burn_in {
+                config.burn_in = b;
+            }
+            if let Some(t) = thin {
+                config.thin = t;
+            }
+            if cutoffs.iter().any(|c| !(*c > 0.0 && *c < 1.0)) {
+                return Err(foresight::Error::invalid(
+                    "cutoffs",
+                    "each cutoff must be in (0, 1)",
+                ));
+            }
+            let mut set = Vec::new();
+            for path in &curves {
+                set.extend(curveset::read(path)?);
+            }
+            let cases = protocol::select(&set, per_task);
+            let bar = ProgressBar::new((cases.len() * cutoffs.len()) as u64);
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{bar:40} {pos}/{len} predictions, {elapsed} elapsed, ETA {eta}",
+                )
+                .expect("valid template"),
+            );
+            let rows = protocol::run(&cases, &cutoffs, &config, |done, _| {
+                bar.set_position(done as u64)
+            })?;
+            bar.finish_and_clear();
+            let summary = protocol::summarize(&rows);
+            if json {
+                let mut out = serde_json::json!({ "by_source_cutoff": summary });
+                if print_rows {
+                    out["rows"] = serde_json::to_value(&rows).expect("serialisable");
+                }
+                println!("{out}");
+            } else {
+                if print_rows {
+                    for r in &rows {
+                        println!(
+                            "{} {} {} c={} n={} true={:.4} mean={:.4} [{:.4}, {:.4}] lpd={:.3} p={:.3} stop={} fam={} {:.3}s",
+                            r.source,
+                            r.task,
+                            r.config_id,
+                            r.cutoff,
+                            r.n,
+                            r.y_true,
+                            r.mean,
+                            r.q05,
+                            r.q95,
+                            r.log_density,
+                            r.p_better,
+                            r.stop,
+                            r.families,
+                            r.seconds
+                        );
+                    }
+                }
+                println!(
+                    "{:<26} {:>6} {:>4} {:>8} {:>9} {:>9} {:>9} {:>6} {:>7} {:>8} {:>9}",
+                    "source",
+                    "cutoff",
+                    "n",
+                    "mae",
+                    "med_err",
+                    "mean_lpd",
+                    "med_lpd",
+                    "cov90",
+                    "fstops",
+                    "stop_w",
+                    "med_s"
+                );
+                for s in &summary {
+                    println!(
+                        "{:<26} {:>6} {:>4} {:>8.4} {:>9.5} {:>9.3} {:>9.3} {:>6.3} {:>7} {:>8.3} {:>9.4}",
+                        s.source,
+                        s.cutoff,
+                        s.n,
+                        s.mae,
+                        s.median_abs_err,
+                        s.mean_log_density,
+                        s.median_log_density,
+                        s.coverage90,
+                        format!("{}/{}", s.false_stops, s.true_better),
+                        s.stopped_worse_frac,
+                        s.median_seconds
+                    );
+                }
+            }
+            Ok(())
+        }
+    }
+}
