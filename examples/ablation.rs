@@ -112,7 +112,9 @@ fn main() -> foresight::Result<()> {
         ),
         ("reference configuration", PredictorConfig::reference()),
     ];
-    println!("| variant | set | cutoff | median abs err | median log density | coverage90 | false stops | stopped worse | median s |");
+    println!(
+        "| variant | set | cutoff | median abs err | median log density | coverage90 | false stops | stopped worse | median s |"
+    );
     println!("|---|---|---|---|---|---|---|---|---|");
     for (name, config) in variants {
         let rows = protocol::run(&cases, &protocol::CUTOFFS, &config, |_, _| {})?;

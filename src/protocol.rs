@@ -10,7 +10,8 @@
 //! final values of all its finite curves (10th for minimised metrics; linear
 //! interpolation between order statistics, as numpy's default), and a
 //! prediction "stops" the curve when the [`StoppingRule`] with threshold
-//! 0.05 says so.
+//! 0.05 and no minimum of epochs says so: `P(y_T better than y_best) < 0.05`,
+//! unless the prefix has already beaten `y_best`.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
