@@ -86,7 +86,11 @@ pub fn sample<D: LogDensity>(
     assert!(walkers >= 2, "at least two walkers are needed");
     let half = walkers / 2;
     let mut pos = init.to_vec();
-    let mut lp: Vec<f64> = eval_all(density, &pos, dim, settings.parallel);
+    // Scratch space and result buffer reused by every half-step.
+    let mut scratch = density.scratch();
+    let mut lp = Vec::with_capacity(walkers);
+    eval_all(density, &pos, dim, settings.parallel, &mut scratch, &mut lp);
+    let mut new_lp = Vec::with_capacity(walkers);
     let thin = settings.thin.max(1);
     let kept_steps = (settings.burn_in..settings.steps)
         .filter(|s| (s - settings.burn_in).is_multiple_of(thin))
@@ -117,7 +121,14 @@ pub fn sample<D: LogDensity>(
                     *p = xj[i] + zk * (xk[i] - xj[i]);
                 }
             }
-            let new_lp = eval_all(density, &proposals[..n * dim], dim, settings.parallel);
+            eval_all(
+                density,
+                &proposals[..n * dim],
+                dim,
+                settings.parallel,
+                &mut scratch,
+                &mut new_lp,
+            );
             for (k, &w) in order[mine].iter().enumerate() {
                 let q = dm1 * z[k].ln() + new_lp[k] - lp[w];
                 let accept =
@@ -152,7 +163,15 @@ pub fn sample<D: LogDensity>(
     }
 }
 
-fn eval_all<D: LogDensity>(density: &D, xs: &[f64], dim: usize, parallel: bool) -> Vec<f64> {
+/// `ln p` of every row of `xs` into `out` (cleared first); `NaN` becomes `-inf`.
+fn eval_all<D: LogDensity>(
+    density: &D,
+    xs: &[f64],
+    dim: usize,
+    parallel: bool,
+    scratch: &mut D::Scratch,
+    out: &mut Vec<f64>,
+) {
     let clean = |v: f64| if v.is_nan() { f64::NEG_INFINITY } else { v };
     if parallel {
         xs.par_chunks(dim)
@@ -160,12 +179,13 @@ fn eval_all<D: LogDensity>(density: &D, xs: &[f64], dim: usize, parallel: bool) 
                 || density.scratch(),
                 |s, x| clean(density.log_density(x, s)),
             )
-            .collect()
+            .collect_into_vec(out);
     } else {
-        let mut s = density.scratch();
-        xs.chunks(dim)
-            .map(|x| clean(density.log_density(x, &mut s)))
-            .collect()
+        out.clear();
+        out.extend(
+            xs.chunks(dim)
+                .map(|x| clean(density.log_density(x, scratch))),
+        );
     }
 }
 

@@ -195,8 +195,9 @@ impl PredictorConfig {
     /// Defined answers for awkward curves:
     /// * a non-finite value anywhere: the run diverged, and the forecast puts
     ///   all mass on the metric's worst value;
-    /// * a curve no family can fit (a single point, a decreasing accuracy
-    ///   curve that every family's prior rejects): the *fallback* forecast,
+    /// * a curve no family describes (a single point; a decreasing accuracy
+    ///   curve, which every family fits worse than a line or only by breaking
+    ///   the prior): the *fallback* forecast,
     ///   a Gaussian in model space centred on the last value with standard
     ///   deviation `max(sd(observed), 0.05)`;
     /// * a flat curve: fitted like any other; the families fit it with

@@ -143,18 +143,39 @@ impl Predictive {
             .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), c| {
                 (lo.min(c.mu - 9.0 * c.sigma), hi.max(c.mu + 9.0 * c.sigma))
             });
-        for _ in 0..200 {
-            let mid = 0.5 * (lo + hi);
-            if self.model_cdf(mid) < qm {
-                lo = mid;
+        // Safeguarded Newton: a Newton step on F(y) = q when it stays inside
+        // the bracket, bisection otherwise.
+        let mut y = 0.5 * (lo + hi);
+        for _ in 0..100 {
+            let (cdf, pdf) = self.model_cdf_pdf(y);
+            if cdf < qm {
+                lo = y;
             } else {
-                hi = mid;
+                hi = y;
             }
-            if hi - lo <= 1e-12 * (1.0 + mid.abs()) {
+            if (cdf - qm).abs() <= 1e-12 || hi - lo <= 1e-12 * (1.0 + y.abs()) {
                 break;
             }
+            let newton = y - (cdf - qm) / pdf;
+            y = if pdf > 0.0 && newton > lo && newton < hi {
+                newton
+            } else {
+                0.5 * (lo + hi)
+            };
         }
-        self.transform.backward(0.5 * (lo + hi))
+        self.transform.backward(y)
+    }
+
+    /// Cumulative distribution and density in model space, in one pass.
+    fn model_cdf_pdf(&self, y: f64) -> (f64, f64) {
+        let (mut cdf, mut pdf) = (0.0, 0.0);
+        for c in &self.components {
+            let z = (y - c.mu) / c.sigma;
+            cdf += c.weight * normal_cdf(z);
+            pdf +=
+                c.weight * (-0.5 * z * z).exp() / (c.sigma * (2.0 * std::f64::consts::PI).sqrt());
+        }
+        (cdf.clamp(0.0, 1.0), pdf)
     }
 
     /// `P(y better than y_best)`, `y_best` in metric units.
