@@ -793,6 +793,22 @@ mod tests {
         assert!(!f.families().is_empty());
     }
 
+    /// The band for plots: ordered quantiles that widen with the lead.
+    #[test]
+    fn band_is_ordered_and_widens() {
+        let y: Vec<f64> = (1..=12)
+            .map(|x| 0.9 - 0.5 * (x as f64).powf(-0.6))
+            .collect();
+        let f = quick().predict(&y, 40, Metric::Accuracy).unwrap();
+        let band = f.band(13, 40, 0.05, 0.95);
+        assert_eq!(band.len(), 28);
+        for &(_, lo, mid, hi) in &band {
+            assert!(lo <= mid && mid <= hi);
+        }
+        let width = |i: usize| band[i].3 - band[i].1;
+        assert!(width(27) > width(0), "{} vs {}", width(27), width(0));
+    }
+
     #[test]
     fn diverged_curve() {
         let f = quick()
