@@ -27,6 +27,10 @@ pub enum Error {
         message: String,
     },
 
+    /// A search space or configuration is invalid.
+    #[error("parameter `{param}`: {message}")]
+    Space { param: String, message: String },
+
     /// An argument or setting is out of its valid range.
     #[error("invalid {what}: {message}")]
     Invalid { what: &'static str, message: String },

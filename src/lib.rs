@@ -15,9 +15,11 @@
 pub mod curve;
 pub mod curveset;
 pub mod error;
+pub mod gp;
 pub mod mcmc;
 pub mod optim;
 pub mod protocol;
+pub mod space;
 
 pub use error::{Error, Result};
 
