@@ -18,16 +18,23 @@
 //! log marginal likelihood plus log priors (maximum a posteriori, as BoTorch
 //! and Optuna's GPSampler do):
 //!
-//! * `ln ℓ_j ~ N(√2 + ln(d)/2, 3)`: the dimension-scaled prior of Hvarfner,
-//!   Hellsten & Nardi, "Vanilla Bayesian optimization performs great in high
-//!   dimensions" (ICML 2024), which lets length scales grow with `d`;
-//! * `ln σ_f² ~ N(0, 1)` (outputs are standardised);
-//! * `ln σ_n² ~ N(-4, 1)`, with `σ_n² >= 1e-6`;
+//! * `ℓ_j ~ LogNormal(√2 + ln(d)/2, 3)`: the dimension-scaled prior of
+//!   Hvarfner, Hellsten & Nardi, "Vanilla Bayesian optimization performs
+//!   great in high dimensions" (ICML 2024), which lets length scales grow
+//!   with `d`;
+//! * `σ_f² ~ LogNormal(0, 1)` (outputs are standardised);
+//! * `σ_n² ~ LogNormal(-4, 1)`, with `σ_n² >= 1e-6`;
 //! * `c ~ N(0, 1)`.
 //!
+//! The log-normal priors are densities on the parameters themselves (as in
+//! BoTorch), so on the log scale the optimiser works in they carry the
+//! Jacobian term `ln ℓ`: their modes are `exp(μ - s²)`, e.g. a length scale
+//! of 0.29 in two dimensions, where a prior on `ln ℓ` would centre at 5.8 and
+//! explain most functions as noise.
+//!
 //! The optimiser is L-BFGS with analytic gradients
-//! `∂L/∂θ = ½ tr((α αᵀ - K⁻¹) ∂K/∂θ)`, `α = K⁻¹ (y - c)`, from the previous
-//! fit (warm start) and from the prior mean, the better result kept.
+//! `∂L/∂θ = ½ tr((α αᵀ - K⁻¹) ∂K/∂θ)`, `α = K⁻¹ (y - c)`, started from the
+//! previous fit's values (a warm start) or the prior modes.
 //! Cholesky factorisations retry with growing jitter and never panic.
 
 use nalgebra::{DMatrix, DVector};
@@ -52,12 +59,12 @@ pub struct Hyperparameters {
 }
 
 impl Hyperparameters {
-    /// The prior means, for a `d`-dimensional input.
-    pub fn prior_mean(d: usize) -> Self {
+    /// The prior modes, for a `d`-dimensional input.
+    pub fn prior_mode(d: usize) -> Self {
         Hyperparameters {
-            log_lengthscales: vec![LENGTHSCALE_PRIOR_MEAN_BASE + 0.5 * (d as f64).ln(); d],
-            log_signal: 0.0,
-            log_noise: -4.0,
+            log_lengthscales: vec![LENGTHSCALE_PRIOR_MEAN_BASE + 0.5 * (d as f64).ln() - LENGTHSCALE_PRIOR_VAR; d],
+            log_signal: -1.0,
+            log_noise: -5.0,
             mean: 0.0,
         }
     }
@@ -91,6 +98,13 @@ fn matern52(r2: f64) -> (f64, f64) {
     let k = (1.0 + SQRT5 * r + 5.0 / 3.0 * r2) * e;
     let dk = 5.0 / 3.0 * (1.0 + SQRT5 * r) * e;
     (k, dk)
+}
+
+/// Where the hyperparameters of a fit come from.
+enum Hyper<'a> {
+    /// Maximise the posterior, from these values or the prior modes.
+    Estimate(Option<&'a Hyperparameters>),
+    Fixed(&'a Hyperparameters),
 }
 
 /// A fitted Gaussian process.
@@ -153,21 +167,22 @@ impl<'a> Objective<'a> {
         let inv: Vec<f64> = h.log_lengthscales.iter().map(|l| (-2.0 * l).exp()).collect();
         let signal = h.log_signal.exp();
         let noise = h.log_noise.exp().max(MIN_NOISE);
-        let mut k = DMatrix::zeros(n, n);
+        // K is symmetric, so row- and column-major layouts coincide.
+        let mut k = vec![0.0; n * n];
         let mut kv = Vec::with_capacity(self.pairs.len());
         let mut gv = Vec::with_capacity(self.pairs.len());
         for (p, &(i, j)) in self.pairs.iter().enumerate() {
             let r2: f64 = self.sq[p * d..(p + 1) * d].iter().zip(&inv).map(|(s, v)| s * v).sum();
             let (c, g) = matern52(r2);
-            k[(i, j)] = signal * c;
-            k[(j, i)] = signal * c;
+            k[i * n + j] = signal * c;
+            k[j * n + i] = signal * c;
             kv.push(signal * c);
             gv.push(signal * g);
         }
         for i in 0..n {
-            k[(i, i)] = signal + noise + self.extra[i];
+            k[i * n + i] = signal + noise + self.extra[i];
         }
-        (k, kv, gv)
+        (DMatrix::from_vec(n, n, k), kv, gv)
     }
 
     /// Negative log marginal likelihood plus negative log prior; gradient
@@ -211,15 +226,16 @@ impl<'a> Objective<'a> {
         // Priors (negative log densities, up to constants).
         let ls_mean = LENGTHSCALE_PRIOR_MEAN_BASE + 0.5 * (d as f64).ln();
         let mut prior = 0.0;
+        // -ln LogNormal(p; μ, s²) in θ = ln p: θ + (θ - μ)² / (2 s²).
         for (g, l) in grad.iter_mut().zip(&h.log_lengthscales) {
             let z = l - ls_mean;
-            prior += 0.5 * z * z / LENGTHSCALE_PRIOR_VAR;
-            *g += z / LENGTHSCALE_PRIOR_VAR;
+            prior += l + 0.5 * z * z / LENGTHSCALE_PRIOR_VAR;
+            *g += 1.0 + z / LENGTHSCALE_PRIOR_VAR;
         }
-        prior += 0.5 * h.log_signal * h.log_signal;
-        grad[d] += h.log_signal;
-        prior += 0.5 * (h.log_noise + 4.0).powi(2);
-        grad[d + 1] += h.log_noise + 4.0;
+        prior += h.log_signal + 0.5 * h.log_signal * h.log_signal;
+        grad[d] += 1.0 + h.log_signal;
+        prior += h.log_noise + 0.5 * (h.log_noise + 4.0).powi(2);
+        grad[d + 1] += 1.0 + h.log_noise + 4.0;
         prior += 0.5 * h.mean * h.mean;
         grad[d + 2] += h.mean;
         let total = nll + prior;
@@ -230,45 +246,49 @@ impl<'a> Objective<'a> {
 /// `K⁻¹` from the Cholesky factor `L` of `K`, row-major `n × n`, with only
 /// the lower triangle (`i >= j`) filled: `M = L⁻¹` by forward substitution,
 /// then `K⁻¹ = Mᵀ M`, both exploiting the triangular structure (`n³/3`
-/// multiply-adds in all).
+/// multiply-adds in all) and written as dot products of contiguous rows
+/// (of `L` and of `Mᵀ`) so that they vectorise.
 fn spd_inverse_lower(l: &DMatrix<f64>) -> Vec<f64> {
     let n = l.nrows();
-    // Row-major copy of L for unit-stride inner loops.
+    // Row-major copy of L.
     let mut lr = vec![0.0; n * n];
+    for j in 0..n {
+        for (i, v) in l.column(j).iter().enumerate().skip(j) {
+            lr[i * n + j] = *v;
+        }
+    }
+    // mt = Mᵀ row-major: mt[j * n + i] = M[i][j], nonzero for i >= j.
+    let mut mt = vec![0.0; n * n];
+    for j in 0..n {
+        mt[j * n + j] = 1.0 / lr[j * n + j];
+        for i in j + 1..n {
+            let s = dot(&lr[i * n + j..i * n + i], &mt[j * n + j..j * n + i]);
+            mt[j * n + i] = -s / lr[i * n + i];
+        }
+    }
+    // K⁻¹[i][j] = Σ_{k >= i} M[k][i] M[k][j] = (row i of Mᵀ) · (row j of Mᵀ), k >= i >= j.
+    let mut out = vec![0.0; n * n];
     for i in 0..n {
         for j in 0..=i {
-            lr[i * n + j] = l[(i, j)];
-        }
-    }
-    // M = L⁻¹, lower triangular, row-major: row i of M from rows < i.
-    let mut m = vec![0.0; n * n];
-    for i in 0..n {
-        let lii = lr[i * n + i];
-        m[i * n + i] = 1.0 / lii;
-        for j in 0..i {
-            let mut s = 0.0;
-            for k in j..i {
-                s += lr[i * n + k] * m[k * n + j];
-            }
-            m[i * n + j] = -s / lii;
-        }
-    }
-    // K⁻¹_ij = Σ_{k >= i} M_ki M_kj for i >= j: accumulate row by row of M.
-    let mut out = vec![0.0; n * n];
-    for k in 0..n {
-        let row = &m[k * n..k * n + k + 1];
-        for i in 0..=k {
-            let mki = row[i];
-            if mki == 0.0 {
-                continue;
-            }
-            let dst = &mut out[i * n..i * n + i + 1];
-            for (o, &mkj) in dst.iter_mut().zip(&row[..=i]) {
-                *o += mki * mkj;
-            }
+            out[i * n + j] = dot(&mt[i * n + i..i * n + n], &mt[j * n + i..j * n + n]);
         }
     }
     out
+}
+
+/// Dot product in four independent lanes (so that it vectorises).
+#[inline]
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    let (ca, cb) = (a.chunks_exact(4), b.chunks_exact(4));
+    let tail: f64 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| x * y).sum();
+    let mut acc = [0.0; 4];
+    for (x, y) in ca.zip(cb) {
+        acc[0] += x[0] * y[0];
+        acc[1] += x[1] * y[1];
+        acc[2] += x[2] * y[2];
+        acc[3] += x[3] * y[3];
+    }
+    (acc[0] + acc[1]) + (acc[2] + acc[3]) + tail
 }
 
 /// Cholesky with jitter escalation: adds `1e-10, 1e-8, ..., 1e-2` times the
@@ -304,6 +324,16 @@ impl Gp {
     /// Errors: no observations, ragged or non-finite inputs, non-finite
     /// outputs, negative variances.
     pub fn fit(x: &[Vec<f64>], y: &[f64], extra: &[f64], warm: Option<&Hyperparameters>) -> Result<Gp> {
+        Gp::build(x, y, extra, Hyper::Estimate(warm))
+    }
+
+    /// The GP with the given hyperparameters (standardised units, as
+    /// [`Gp::hyperparameters`] reports them), without re-estimating them.
+    pub fn fit_with(x: &[Vec<f64>], y: &[f64], extra: &[f64], hyper: &Hyperparameters) -> Result<Gp> {
+        Gp::build(x, y, extra, Hyper::Fixed(hyper))
+    }
+
+    fn build(x: &[Vec<f64>], y: &[f64], extra: &[f64], source: Hyper<'_>) -> Result<Gp> {
         let n = y.len();
         if n == 0 || x.len() != n || extra.len() != n {
             return Err(Error::invalid("gp", "need as many inputs, outputs and variances, at least one"));
@@ -322,27 +352,29 @@ impl Gp {
         let es: Vec<f64> = extra.iter().map(|v| v / (y_scale * y_scale)).collect();
         let flat: Vec<f64> = x.iter().flatten().copied().collect();
         let objective = Objective::new(&flat, d, &ys, &es);
-        let settings = LbfgsSettings {
-            max_iterations: 200,
-            ftol: 1e-9,
-            gtol: 1e-5,
-            ..LbfgsSettings::default()
-        };
-        let starts = match warm.filter(|w| w.log_lengthscales.len() == d) {
-            Some(w) => vec![w.to_vec()],
-            None => vec![Hyperparameters::prior_mean(d).to_vec()],
-        };
-        let mut best: Option<(f64, Vec<f64>)> = None;
-        for start in starts {
-            let sol = optim::lbfgs(&start, settings, |theta, grad| {
-                objective.value_grad(theta, grad).unwrap_or(f64::NAN)
-            });
-            if sol.value.is_finite() && best.as_ref().is_none_or(|b| sol.value < b.0) {
-                best = Some((sol.value, sol.x));
+        let hyper = match source {
+            Hyper::Fixed(h) if h.log_lengthscales.len() == d => h.clone(),
+            Hyper::Fixed(_) => {
+                return Err(Error::invalid("gp", "hyperparameters of another dimension"));
             }
-        }
-        let theta = best.map(|b| b.1).unwrap_or_else(|| Hyperparameters::prior_mean(d).to_vec());
-        let hyper = Hyperparameters::from_slice(&theta);
+            Hyper::Estimate(warm) => {
+                let settings = LbfgsSettings {
+                    max_iterations: 200,
+                    ftol: 1e-7,
+                    gtol: 1e-4,
+                    ..LbfgsSettings::default()
+                };
+                let start = match warm.filter(|w| w.log_lengthscales.len() == d) {
+                    Some(w) => w.to_vec(),
+                    None => Hyperparameters::prior_mode(d).to_vec(),
+                };
+                let sol = optim::lbfgs(&start, settings, |theta, grad| {
+                    objective.value_grad(theta, grad).unwrap_or(f64::NAN)
+                });
+                let theta = if sol.value.is_finite() { sol.x } else { start };
+                Hyperparameters::from_slice(&theta)
+            }
+        };
         let (k, _, _) = objective.kernel(&hyper);
         let chol = cholesky(k).ok_or_else(|| Error::invalid("gp", "kernel matrix is not positive definite"))?;
         let resid = DVector::from_iterator(n, ys.iter().map(|v| v - hyper.mean));
@@ -358,6 +390,37 @@ impl Gp {
             chol,
             alpha,
         })
+    }
+
+    /// A GP on new data with given hyperparameters (no optimisation): for
+    /// fantasies of pending evaluations, which must not move the
+    /// hyperparameters. The outputs are standardised with this GP's
+    /// statistics, so means stay comparable.
+    pub fn condition(&self, x: &[Vec<f64>], y: &[f64], extra: &[f64]) -> Result<Gp> {
+        let n = y.len();
+        let d = self.d;
+        if n == 0 || x.len() != n || extra.len() != n || x.iter().any(|r| r.len() != d) {
+            return Err(Error::invalid("gp", "need as many inputs (of the GP's dimension), outputs and variances"));
+        }
+        let ys: Vec<f64> = y.iter().map(|v| (v - self.y_mean) / self.y_scale).collect();
+        let es: Vec<f64> = extra.iter().map(|v| v / (self.y_scale * self.y_scale)).collect();
+        let flat: Vec<f64> = x.iter().flatten().copied().collect();
+        let objective = Objective::new(&flat, d, &ys, &es);
+        let (k, _, _) = objective.kernel(&self.hyper);
+        let chol = cholesky(k).ok_or_else(|| Error::invalid("gp", "kernel matrix is not positive definite"))?;
+        let resid = DVector::from_iterator(n, ys.iter().map(|v| v - self.hyper.mean));
+        let alpha = chol.solve(&resid);
+        Ok(Gp {
+            x: flat,
+            chol,
+            alpha,
+            ..self.clone()
+        })
+    }
+
+    /// Mean and standard deviation used to standardise the outputs.
+    pub fn output_scale(&self) -> (f64, f64) {
+        (self.y_mean, self.y_scale)
     }
 
     /// The fitted hyperparameters.
@@ -393,6 +456,33 @@ impl Gp {
             .map(|v| v.norm_squared())
             .unwrap_or(self.signal);
         (mean, (self.signal - v).max(1e-12 * self.signal))
+    }
+
+    /// Posterior means and variances at many points (output units), with one
+    /// triangular solve for all of them.
+    pub fn predict_many(&self, xs: &[Vec<f64>]) -> Vec<(f64, f64)> {
+        let n = self.len();
+        let m = xs.len();
+        if m == 0 {
+            return Vec::new();
+        }
+        let kx = DMatrix::from_fn(n, m, |i, j| self.k_to(i, &xs[j]).0);
+        let means = kx.tr_mul(&self.alpha);
+        let v = self
+            .chol
+            .l_dirty()
+            .solve_lower_triangular(&kx)
+            .unwrap_or_else(|| DMatrix::zeros(n, m));
+        let s2 = self.y_scale * self.y_scale;
+        (0..m)
+            .map(|j| {
+                let var = (self.signal - v.column(j).norm_squared()).max(1e-12 * self.signal);
+                (
+                    self.y_mean + self.y_scale * (self.hyper.mean + means[j]),
+                    var * s2,
+                )
+            })
+            .collect()
     }
 
     /// `k(x_i, x)` and `-(1/r) dk/dr` (scaled by `σ_f²`).

@@ -12,6 +12,7 @@
 // is the point, so the negated comparisons stay.
 #![allow(clippy::neg_cmp_op_on_partial_ord)]
 
+pub mod acquisition;
 pub mod curve;
 pub mod curveset;
 pub mod error;
@@ -19,6 +20,7 @@ pub mod gp;
 pub mod mcmc;
 pub mod optim;
 pub mod protocol;
+pub mod sampler;
 pub mod space;
 
 pub use error::{Error, Result};
