@@ -18,7 +18,7 @@
 use std::time::Instant;
 
 use foresight::acquisition::Acquisition;
-use foresight::sampler::{GpSampler, GpSettings, RandomSampler, Sampler};
+use foresight::sampler::{GpSampler, GpSettings, Pending, RandomSampler, Sampler};
 use foresight::space::{Config, Space};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -41,7 +41,9 @@ fn branin(x: &[f64]) -> f64 {
 fn hartmann(x: &[f64], alpha: &[f64; 4], a: &[&[f64]; 4], p: &[&[f64]; 4]) -> f64 {
     -(0..4)
         .map(|i| {
-            let inner: f64 = (0..x.len()).map(|j| a[i][j] * (x[j] - p[i][j] * 1e-4).powi(2)).sum();
+            let inner: f64 = (0..x.len())
+                .map(|j| a[i][j] * (x[j] - p[i][j] * 1e-4).powi(2))
+                .sum();
             alpha[i] * (-inner).exp()
         })
         .sum::<f64>()
@@ -50,7 +52,12 @@ fn hartmann(x: &[f64], alpha: &[f64; 4], a: &[&[f64]; 4], p: &[&[f64]; 4]) -> f6
 const H_ALPHA: [f64; 4] = [1.0, 1.2, 3.0, 3.2];
 
 fn hartmann3(x: &[f64]) -> f64 {
-    let a: [&[f64]; 4] = [&[3.0, 10.0, 30.0], &[0.1, 10.0, 35.0], &[3.0, 10.0, 30.0], &[0.1, 10.0, 35.0]];
+    let a: [&[f64]; 4] = [
+        &[3.0, 10.0, 30.0],
+        &[0.1, 10.0, 35.0],
+        &[3.0, 10.0, 30.0],
+        &[0.1, 10.0, 35.0],
+    ];
     let p: [&[f64]; 4] = [
         &[3689.0, 1170.0, 2673.0],
         &[4699.0, 4387.0, 7470.0],
@@ -90,18 +97,58 @@ fn levy(x: &[f64]) -> f64 {
 fn ackley(x: &[f64]) -> f64 {
     let d = x.len() as f64;
     let sq = x.iter().map(|v| v * v).sum::<f64>() / d;
-    let cs = x.iter().map(|v| (2.0 * std::f64::consts::PI * v).cos()).sum::<f64>() / d;
+    let cs = x
+        .iter()
+        .map(|v| (2.0 * std::f64::consts::PI * v).cos())
+        .sum::<f64>()
+        / d;
     -20.0 * (-0.2 * sq.sqrt()).exp() - cs.exp() + 20.0 + std::f64::consts::E
 }
 
 fn problems() -> Vec<Problem> {
     vec![
-        Problem { name: "branin", bounds: vec![(-5.0, 10.0), (0.0, 15.0)], optimum: 0.397887, noise: 0.0, f: branin },
-        Problem { name: "hartmann3", bounds: vec![(0.0, 1.0); 3], optimum: -3.86278, noise: 0.0, f: hartmann3 },
-        Problem { name: "hartmann6", bounds: vec![(0.0, 1.0); 6], optimum: -3.32237, noise: 0.0, f: hartmann6 },
-        Problem { name: "levy10", bounds: vec![(-10.0, 10.0); 10], optimum: 0.0, noise: 0.0, f: levy },
-        Problem { name: "ackley5", bounds: vec![(-32.768, 32.768); 5], optimum: 0.0, noise: 0.0, f: ackley },
-        Problem { name: "hartmann6_noisy", bounds: vec![(0.0, 1.0); 6], optimum: -3.32237, noise: 0.1, f: hartmann6 },
+        Problem {
+            name: "branin",
+            bounds: vec![(-5.0, 10.0), (0.0, 15.0)],
+            optimum: 0.397887,
+            noise: 0.0,
+            f: branin,
+        },
+        Problem {
+            name: "hartmann3",
+            bounds: vec![(0.0, 1.0); 3],
+            optimum: -3.86278,
+            noise: 0.0,
+            f: hartmann3,
+        },
+        Problem {
+            name: "hartmann6",
+            bounds: vec![(0.0, 1.0); 6],
+            optimum: -3.32237,
+            noise: 0.0,
+            f: hartmann6,
+        },
+        Problem {
+            name: "levy10",
+            bounds: vec![(-10.0, 10.0); 10],
+            optimum: 0.0,
+            noise: 0.0,
+            f: levy,
+        },
+        Problem {
+            name: "ackley5",
+            bounds: vec![(-32.768, 32.768); 5],
+            optimum: 0.0,
+            noise: 0.0,
+            f: ackley,
+        },
+        Problem {
+            name: "hartmann6_noisy",
+            bounds: vec![(0.0, 1.0); 6],
+            optimum: -3.32237,
+            noise: 0.1,
+            f: hartmann6,
+        },
     ]
 }
 
@@ -117,15 +164,43 @@ fn point(c: &Config, d: usize) -> Vec<f64> {
     (0..d).map(|i| c[&format!("x{i}")].as_f64()).collect()
 }
 
-fn sampler(method: &str, space: Space, seed: u64) -> Box<dyn SamplerExt> {
-    let gp = |arms: Vec<Acquisition>| GpSampler::new(space.clone(), GpSettings { arms, seed, ..GpSettings::default() }).unwrap();
+/// The sampler of a method name, and its number of parallel workers. A
+/// suffix `-w4-kb` / `-w4-cl` runs four synchronous workers whose pending
+/// points enter as kriging-believer or constant-liar fantasies.
+fn sampler(method: &str, space: Space, seed: u64) -> (Box<dyn SamplerExt>, usize) {
+    let (base, workers, pending) = match method.split_once("-w4-") {
+        Some((b, "kb")) => (b, 4, Pending::KrigingBeliever),
+        Some((b, "cl")) => (b, 4, Pending::ConstantLiar),
+        _ => (method, 1, Pending::KrigingBeliever),
+    };
+    let gp = |arms: Vec<Acquisition>| {
+        GpSampler::new(
+            space.clone(),
+            GpSettings {
+                arms,
+                seed,
+                pending,
+                ..GpSettings::default()
+            },
+        )
+        .unwrap()
+    };
+    (sampler_of(base, gp, &space, seed), workers)
+}
+
+fn sampler_of(
+    method: &str,
+    gp: impl Fn(Vec<Acquisition>) -> GpSampler,
+    space: &Space,
+    seed: u64,
+) -> Box<dyn SamplerExt> {
     match method {
         "gp-hedge" => Box::new(gp(vec![Acquisition::Ucb, Acquisition::Pi])),
         "gp-hedge3" => Box::new(gp(vec![Acquisition::Ucb, Acquisition::Pi, Acquisition::Ei])),
         "gp-ei" => Box::new(gp(vec![Acquisition::Ei])),
         "gp-ucb" => Box::new(gp(vec![Acquisition::Ucb])),
         "gp-pi" => Box::new(gp(vec![Acquisition::Pi])),
-        "random" => Box::new(RandomSampler::new(space, seed)),
+        "random" => Box::new(RandomSampler::new(space.clone(), seed)),
         other => panic!("unknown method {other}"),
     }
 }
@@ -158,10 +233,17 @@ fn quantile(v: &mut [f64], q: f64) -> f64 {
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let json = args.iter().any(|a| a == "--json");
-    let value_of = |flag: &str| args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1)).cloned();
+    let value_of = |flag: &str| {
+        args.iter()
+            .position(|a| a == flag)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
     let seeds: u64 = value_of("--seeds").map_or(10, |s| s.parse().expect("--seeds N"));
-    let methods: Vec<String> = value_of("--methods")
-        .map_or(vec!["gp-hedge".into(), "gp-ei".into(), "random".into()], |m| m.split(',').map(String::from).collect());
+    let methods: Vec<String> = value_of("--methods").map_or(
+        vec!["gp-hedge".into(), "gp-ei".into(), "random".into()],
+        |m| m.split(',').map(String::from).collect(),
+    );
     let checkpoints = [20usize, 40, 60];
     let mut rows = Vec::new();
     for p in problems() {
@@ -171,15 +253,26 @@ fn main() {
             let mut regrets = vec![Vec::new(); checkpoints.len()];
             for seed in 0..seeds {
                 let space = space_of(&p);
-                let mut s = sampler(method, space, seed);
+                let (mut s, workers) = sampler(method, space, seed);
                 let mut noise_rng = ChaCha8Rng::seed_from_u64(1000 + seed);
                 let mut best_true = f64::INFINITY;
                 let mut best_seen = (f64::INFINITY, f64::INFINITY); // (observed, true) of the best observation
+                let mut batch: Vec<Config> = Vec::new();
                 for eval in 1..=60 {
-                    let c = s.ask(&[]).expect("ask");
+                    // Synchronous workers: a batch is proposed with the
+                    // earlier members pending, then evaluated in order.
+                    if batch.is_empty() {
+                        for _ in 0..workers.min(61 - eval) {
+                            let c = s.ask(&batch).expect("ask");
+                            batch.push(c);
+                        }
+                        batch.reverse();
+                    }
+                    let c = batch.pop().expect("a proposal");
                     let x = point(&c, d);
                     let truth = (p.f)(&x);
-                    let observed = truth + p.noise * Distribution::<f64>::sample(&StandardNormal, &mut noise_rng);
+                    let observed = truth
+                        + p.noise * Distribution::<f64>::sample(&StandardNormal, &mut noise_rng);
                     best_true = best_true.min(truth);
                     if observed < best_seen.0 {
                         best_seen = (observed, truth);
@@ -211,13 +304,16 @@ fn main() {
     }
     // Suggestion time with 50 and 200 observations of Hartmann6.
     let mut timings = Vec::new();
-    for method in methods.iter().filter(|m| m.starts_with("gp")) {
+    for method in methods
+        .iter()
+        .filter(|m| m.starts_with("gp") && !m.contains("-w4-"))
+    {
         for n in [50usize, 200] {
             let mut secs = Vec::new();
             for seed in 0..5u64 {
                 let p = &problems()[2];
                 let space = space_of(p);
-                let mut s = sampler(method, space.clone(), seed);
+                let (mut s, _) = sampler(method, space.clone(), seed);
                 let mut rng = ChaCha8Rng::seed_from_u64(seed);
                 for _ in 0..n {
                     let u: Vec<f64> = (0..6).map(|_| rng.random::<f64>()).collect();
@@ -241,18 +337,33 @@ fn main() {
         }
     }
     if json {
-        println!("{}", serde_json::json!({ "rows": rows, "timings": timings }));
+        println!(
+            "{}",
+            serde_json::json!({ "rows": rows, "timings": timings })
+        );
     } else {
-        println!("{:<16} {:<20} {:>5} {:>12} {:>12} {:>12}", "function", "method", "evals", "median", "q25", "q75");
+        println!(
+            "{:<16} {:<20} {:>5} {:>12} {:>12} {:>12}",
+            "function", "method", "evals", "median", "q25", "q75"
+        );
         for r in &rows {
             println!(
                 "{:<16} {:<20} {:>5} {:>12.5} {:>12.5} {:>12.5}",
-                r["function"].as_str().unwrap(), r["method"].as_str().unwrap(), r["evals"],
-                r["median"].as_f64().unwrap(), r["q25"].as_f64().unwrap(), r["q75"].as_f64().unwrap()
+                r["function"].as_str().unwrap(),
+                r["method"].as_str().unwrap(),
+                r["evals"],
+                r["median"].as_f64().unwrap(),
+                r["q25"].as_f64().unwrap(),
+                r["q75"].as_f64().unwrap()
             );
         }
         for t in &timings {
-            println!("{} {} observations: {:.4} s per suggestion", t["method"].as_str().unwrap(), t["observations"], t["suggest_seconds"].as_f64().unwrap());
+            println!(
+                "{} {} observations: {:.4} s per suggestion",
+                t["method"].as_str().unwrap(),
+                t["observations"],
+                t["suggest_seconds"].as_f64().unwrap()
+            );
         }
     }
 }

@@ -20,11 +20,12 @@
 //!
 //! [`maximise`] evaluates an acquisition at scrambled Sobol candidates
 //! (snapped to valid configurations: integers and categoricals are never
-//! relaxed), refines the best few by projected gradient ascent over the
-//! continuous dimensions and a neighbour search over the discrete ones, and
-//! returns the best. [`maximise_over`] chooses among given candidates.
+//! relaxed), refines the best few by bounded quasi-Newton steps
+//! ([`crate::optim::lbfgs_box`]) over the continuous dimensions and a
+//! neighbour search over the discrete ones, and returns the best. [`maximise_over`] chooses among given candidates.
 
 use crate::gp::Gp;
+use crate::optim::{self, LbfgsSettings};
 use crate::space::{Domain, Space};
 
 /// Which acquisition function.
@@ -166,7 +167,7 @@ pub struct Maximiser {
     pub candidates: usize,
     /// How many of the best candidates are refined.
     pub refine: usize,
-    /// Gradient-ascent iterations per refinement round.
+    /// Quasi-Newton iterations per refinement round.
     pub iterations: usize,
 }
 
@@ -220,7 +221,16 @@ pub fn maximise(
                 value: scored[0].0,
             };
             for &(value, i) in scored.iter().take(settings.refine) {
-                let refined = refine(acq, gp, ctx, space, &continuous, cands[i].clone(), value, settings.iterations);
+                let refined = refine(
+                    acq,
+                    gp,
+                    ctx,
+                    space,
+                    &continuous,
+                    cands[i].clone(),
+                    value,
+                    settings.iterations,
+                );
                 if refined.value > best.value {
                     best = refined;
                 }
@@ -231,7 +241,12 @@ pub fn maximise(
 }
 
 /// The candidate with the largest acquisition value; `None` without candidates.
-pub fn maximise_over(acq: Acquisition, gp: &Gp, ctx: &Context, candidates: &[Vec<f64>]) -> Option<(usize, f64)> {
+pub fn maximise_over(
+    acq: Acquisition,
+    gp: &Gp,
+    ctx: &Context,
+    candidates: &[Vec<f64>],
+) -> Option<(usize, f64)> {
     gp.predict_many(candidates)
         .into_iter()
         .enumerate()
@@ -246,7 +261,10 @@ pub fn sobol_point(i: u32, d: usize, seed: u32) -> Vec<f64> {
     (0..d)
         .map(|a| {
             // sobol_burley has 256 dimensions; beyond them, reseed.
-            let (dim, s) = ((a % 256) as u32, seed.wrapping_add((a / 256) as u32 * 0x9E37_79B9));
+            let (dim, s) = (
+                (a % 256) as u32,
+                seed.wrapping_add((a / 256) as u32 * 0x9E37_79B9),
+            );
             sobol_burley::sample(i % (1 << 16), dim, s) as f64
         })
         .collect()
@@ -263,7 +281,7 @@ fn continuous_dims(space: &Space) -> Vec<usize> {
         .collect()
 }
 
-/// Alternates projected gradient ascent on the continuous dimensions with a
+/// Alternates bounded quasi-Newton steps on the continuous dimensions with a
 /// neighbour search over the discrete ones (integers ±1, other categories),
 /// keeping every point a valid encoding.
 #[allow(clippy::too_many_arguments)]
@@ -291,6 +309,8 @@ fn refine(
     best
 }
 
+/// Projected L-BFGS on `-acquisition` over the continuous dimensions
+/// (the others fixed), then snapped; keeps `start` if that is not better.
 fn ascend(
     acq: Acquisition,
     gp: &Gp,
@@ -301,36 +321,34 @@ fn ascend(
     iterations: usize,
 ) -> Maximum {
     let d = start.x.len();
-    let mut x = start.x.clone();
+    let mut full = start.x.clone();
     let mut g = vec![0.0; d];
-    let mut value = acq.value_grad(gp, &x, ctx, &mut g);
-    let mut step = 0.1;
-    for _ in 0..iterations {
-        let norm = dims.iter().map(|&a| g[a] * g[a]).sum::<f64>().sqrt();
-        if !(norm > 1e-12) || !value.is_finite() {
-            break;
-        }
-        let mut improved = false;
-        while step > 1e-8 {
-            let mut trial = x.clone();
-            for &a in dims {
-                trial[a] = (x[a] + step * g[a] / norm).clamp(0.0, 1.0);
+    let x0: Vec<f64> = dims.iter().map(|&a| start.x[a]).collect();
+    let settings = LbfgsSettings {
+        max_iterations: iterations,
+        ftol: 1e-9,
+        gtol: 1e-7,
+        ..LbfgsSettings::default()
+    };
+    let sol = optim::lbfgs_box(
+        &x0,
+        &vec![0.0; dims.len()],
+        &vec![1.0; dims.len()],
+        settings,
+        |z, out| {
+            for (k, &a) in dims.iter().enumerate() {
+                full[a] = z[k];
             }
-            let mut tg = vec![0.0; d];
-            let tv = acq.value_grad(gp, &trial, ctx, &mut tg);
-            if tv > value {
-                x = trial;
-                value = tv;
-                g = tg;
-                step *= 2.0;
-                improved = true;
-                break;
+            let v = acq.value_grad(gp, &full, ctx, &mut g);
+            for (k, &a) in dims.iter().enumerate() {
+                out[k] = -g[a];
             }
-            step *= 0.25;
-        }
-        if !improved {
-            break;
-        }
+            -v
+        },
+    );
+    let mut x = start.x.clone();
+    for (k, &a) in dims.iter().enumerate() {
+        x[a] = sol.x[k];
     }
     let x = space.snap(&x);
     let (m, v) = gp.predict(&x);
@@ -411,10 +429,17 @@ mod tests {
     fn log_forms_are_stable() {
         for z in [-5.9, -6.0, -6.1, -8.0] {
             let direct = (normal_pdf(z) + z * normal_cdf(z)).ln();
-            assert!((log_h(z) - direct).abs() < 1e-6, "z={z}: {} vs {direct}", log_h(z));
+            assert!(
+                (log_h(z) - direct).abs() < 1e-6,
+                "z={z}: {} vs {direct}",
+                log_h(z)
+            );
         }
         // The branches meet at -37.
-        for (a, b) in [(log_h(-36.999), log_h(-37.001)), (log_normal_cdf(-36.999), log_normal_cdf(-37.001))] {
+        for (a, b) in [
+            (log_h(-36.999), log_h(-37.001)),
+            (log_normal_cdf(-36.999), log_normal_cdf(-37.001)),
+        ] {
             assert!((a - b).abs() < 0.1, "{a} vs {b}");
         }
         let mut prev = f64::NEG_INFINITY;
@@ -460,7 +485,11 @@ mod tests {
                     acq.value(m, v, &ctx)
                 };
                 let fd = (f(&hi) - f(&lo)) / (2.0 * h);
-                assert!((fd - g[a]).abs() < 1e-4 * (1.0 + fd.abs()), "{acq:?} ∂{a}: {} vs {fd}", g[a]);
+                assert!(
+                    (fd - g[a]).abs() < 1e-4 * (1.0 + fd.abs()),
+                    "{acq:?} ∂{a}: {} vs {fd}",
+                    g[a]
+                );
             }
         }
     }
@@ -474,9 +503,7 @@ mod tests {
             .build()
             .unwrap();
         // Observations of (x - 0.7)² + (k - 3)², lowest near x = 0.7, k = 3.
-        let pts: Vec<Vec<f64>> = (0..20)
-            .map(|i| space.snap(&sobol_point(i, 2, 1)))
-            .collect();
+        let pts: Vec<Vec<f64>> = (0..20).map(|i| space.snap(&sobol_point(i, 2, 1))).collect();
         let f = |u: &[f64]| {
             let c = space.decode(u);
             (c["x"].as_f64() - 0.7).powi(2) + (c["k"].as_f64() - 3.0).powi(2)
@@ -489,7 +516,16 @@ mod tests {
             t: 20,
             d: 2,
         };
-        let m = maximise(&[Acquisition::Ei], &gp, &ctx, &space, &Maximiser::default(), 3, &pts).remove(0);
+        let m = maximise(
+            &[Acquisition::Ei],
+            &gp,
+            &ctx,
+            &space,
+            &Maximiser::default(),
+            3,
+            &pts,
+        )
+        .remove(0);
         let c = space.decode(&m.x);
         assert!(matches!(c["k"], Value::Int(_)));
         assert_eq!(space.snap(&m.x), m.x);

@@ -33,8 +33,10 @@
 //! explain most functions as noise.
 //!
 //! The optimiser is L-BFGS with analytic gradients
-//! `∂L/∂θ = ½ tr((α αᵀ - K⁻¹) ∂K/∂θ)`, `α = K⁻¹ (y - c)`, started from the
-//! previous fit's values (a warm start) or the prior modes.
+//! `∂L/∂θ = ½ tr((α αᵀ - K⁻¹) ∂K/∂θ)`, `α = K⁻¹ (y - c)`, restarted from the
+//! previous fit's values (a warm start) and the prior modes — without a warm
+//! start also from length scales `e` times shorter and longer — keeping the
+//! best.
 //! Cholesky factorisations retry with growing jitter and never panic.
 
 use nalgebra::{DMatrix, DVector};
@@ -62,7 +64,11 @@ impl Hyperparameters {
     /// The prior modes, for a `d`-dimensional input.
     pub fn prior_mode(d: usize) -> Self {
         Hyperparameters {
-            log_lengthscales: vec![LENGTHSCALE_PRIOR_MEAN_BASE + 0.5 * (d as f64).ln() - LENGTHSCALE_PRIOR_VAR; d],
+            log_lengthscales: vec![
+                LENGTHSCALE_PRIOR_MEAN_BASE + 0.5 * (d as f64).ln()
+                    - LENGTHSCALE_PRIOR_VAR;
+                d
+            ],
             log_signal: -1.0,
             log_noise: -5.0,
             mean: 0.0,
@@ -164,7 +170,11 @@ impl<'a> Objective<'a> {
     fn kernel(&self, h: &Hyperparameters) -> (DMatrix<f64>, Vec<f64>, Vec<f64>) {
         let n = self.n();
         let d = self.d;
-        let inv: Vec<f64> = h.log_lengthscales.iter().map(|l| (-2.0 * l).exp()).collect();
+        let inv: Vec<f64> = h
+            .log_lengthscales
+            .iter()
+            .map(|l| (-2.0 * l).exp())
+            .collect();
         let signal = h.log_signal.exp();
         let noise = h.log_noise.exp().max(MIN_NOISE);
         // K is symmetric, so row- and column-major layouts coincide.
@@ -172,7 +182,11 @@ impl<'a> Objective<'a> {
         let mut kv = Vec::with_capacity(self.pairs.len());
         let mut gv = Vec::with_capacity(self.pairs.len());
         for (p, &(i, j)) in self.pairs.iter().enumerate() {
-            let r2: f64 = self.sq[p * d..(p + 1) * d].iter().zip(&inv).map(|(s, v)| s * v).sum();
+            let r2: f64 = self.sq[p * d..(p + 1) * d]
+                .iter()
+                .zip(&inv)
+                .map(|(s, v)| s * v)
+                .sum();
             let (c, g) = matern52(r2);
             k[i * n + j] = signal * c;
             k[j * n + i] = signal * c;
@@ -195,21 +209,35 @@ impl<'a> Objective<'a> {
         let chol = cholesky(k)?;
         let resid = DVector::from_iterator(n, self.y.iter().map(|y| y - h.mean));
         let alpha = chol.solve(&resid);
-        let log_det: f64 = 2.0 * chol.l_dirty().diagonal().iter().map(|v| v.ln()).sum::<f64>();
+        let log_det: f64 = 2.0
+            * chol
+                .l_dirty()
+                .diagonal()
+                .iter()
+                .map(|v| v.ln())
+                .sum::<f64>();
         let nll = 0.5 * resid.dot(&alpha)
             + 0.5 * log_det
             + 0.5 * n as f64 * (2.0 * std::f64::consts::PI).ln();
         // ∂(-L)/∂θ = -½ tr(W ∂K/∂θ) with W = α αᵀ - K⁻¹; off-diagonal pairs
         // count twice.
         let kinv = spd_inverse_lower(chol.l_dirty());
-        let inv: Vec<f64> = h.log_lengthscales.iter().map(|l| (-2.0 * l).exp()).collect();
+        let inv: Vec<f64> = h
+            .log_lengthscales
+            .iter()
+            .map(|l| (-2.0 * l).exp())
+            .collect();
         let signal = h.log_signal.exp();
         let noise_raw = h.log_noise.exp();
         grad.iter_mut().for_each(|g| *g = 0.0);
         for (p, &(i, j)) in self.pairs.iter().enumerate() {
             let w = alpha[i] * alpha[j] - kinv[i * n + j];
             let wg = w * gv[p];
-            for ((g, s), v) in grad[..d].iter_mut().zip(&self.sq[p * d..(p + 1) * d]).zip(&inv) {
+            for ((g, s), v) in grad[..d]
+                .iter_mut()
+                .zip(&self.sq[p * d..(p + 1) * d])
+                .zip(&inv)
+            {
                 // ∂k/∂ln ℓ_a = σ_f² (-(1/r) dk/dr) Δ_a² / ℓ_a².
                 *g -= wg * s * v;
             }
@@ -280,7 +308,12 @@ fn spd_inverse_lower(l: &DMatrix<f64>) -> Vec<f64> {
 #[inline]
 fn dot(a: &[f64], b: &[f64]) -> f64 {
     let (ca, cb) = (a.chunks_exact(4), b.chunks_exact(4));
-    let tail: f64 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| x * y).sum();
+    let tail: f64 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
     let mut acc = [0.0; 4];
     for (x, y) in ca.zip(cb) {
         acc[0] += x[0] * y[0];
@@ -323,27 +356,50 @@ impl Gp {
     ///
     /// Errors: no observations, ragged or non-finite inputs, non-finite
     /// outputs, negative variances.
-    pub fn fit(x: &[Vec<f64>], y: &[f64], extra: &[f64], warm: Option<&Hyperparameters>) -> Result<Gp> {
+    pub fn fit(
+        x: &[Vec<f64>],
+        y: &[f64],
+        extra: &[f64],
+        warm: Option<&Hyperparameters>,
+    ) -> Result<Gp> {
         Gp::build(x, y, extra, Hyper::Estimate(warm))
     }
 
     /// The GP with the given hyperparameters (standardised units, as
     /// [`Gp::hyperparameters`] reports them), without re-estimating them.
-    pub fn fit_with(x: &[Vec<f64>], y: &[f64], extra: &[f64], hyper: &Hyperparameters) -> Result<Gp> {
+    pub fn fit_with(
+        x: &[Vec<f64>],
+        y: &[f64],
+        extra: &[f64],
+        hyper: &Hyperparameters,
+    ) -> Result<Gp> {
         Gp::build(x, y, extra, Hyper::Fixed(hyper))
     }
 
     fn build(x: &[Vec<f64>], y: &[f64], extra: &[f64], source: Hyper<'_>) -> Result<Gp> {
         let n = y.len();
         if n == 0 || x.len() != n || extra.len() != n {
-            return Err(Error::invalid("gp", "need as many inputs, outputs and variances, at least one"));
+            return Err(Error::invalid(
+                "gp",
+                "need as many inputs, outputs and variances, at least one",
+            ));
         }
         let d = x[0].len();
-        if d == 0 || x.iter().any(|r| r.len() != d || r.iter().any(|v| !v.is_finite())) {
-            return Err(Error::invalid("gp", "inputs must be finite vectors of one length"));
+        if d == 0
+            || x.iter()
+                .any(|r| r.len() != d || r.iter().any(|v| !v.is_finite()))
+        {
+            return Err(Error::invalid(
+                "gp",
+                "inputs must be finite vectors of one length",
+            ));
         }
-        if y.iter().any(|v| !v.is_finite()) || extra.iter().any(|v| !(*v >= 0.0) || !v.is_finite()) {
-            return Err(Error::invalid("gp", "outputs must be finite and variances non-negative"));
+        if y.iter().any(|v| !v.is_finite()) || extra.iter().any(|v| !(*v >= 0.0) || !v.is_finite())
+        {
+            return Err(Error::invalid(
+                "gp",
+                "outputs must be finite and variances non-negative",
+            ));
         }
         let y_mean = y.iter().sum::<f64>() / n as f64;
         let var = y.iter().map(|v| (v - y_mean).powi(2)).sum::<f64>() / n as f64;
@@ -364,19 +420,36 @@ impl Gp {
                     gtol: 1e-4,
                     ..LbfgsSettings::default()
                 };
-                let start = match warm.filter(|w| w.log_lengthscales.len() == d) {
-                    Some(w) => w.to_vec(),
-                    None => Hyperparameters::prior_mode(d).to_vec(),
-                };
-                let sol = optim::lbfgs(&start, settings, |theta, grad| {
-                    objective.value_grad(theta, grad).unwrap_or(f64::NAN)
-                });
-                let theta = if sol.value.is_finite() { sol.x } else { start };
-                Hyperparameters::from_slice(&theta)
+                // Multi-start: the warm start (if any), the prior modes, and
+                // without a warm start also length scales e times shorter
+                // and longer.
+                let mode = Hyperparameters::prior_mode(d);
+                let mut starts = vec![mode.to_vec()];
+                match warm.filter(|w| w.log_lengthscales.len() == d) {
+                    Some(w) => starts.insert(0, w.to_vec()),
+                    None => {
+                        for shift in [-1.0, 1.0] {
+                            let mut h = mode.clone();
+                            h.log_lengthscales.iter_mut().for_each(|l| *l += shift);
+                            starts.push(h.to_vec());
+                        }
+                    }
+                }
+                let mut best: Option<(f64, Vec<f64>)> = None;
+                for start in &starts {
+                    let sol = optim::lbfgs(start, settings, |theta, grad| {
+                        objective.value_grad(theta, grad).unwrap_or(f64::NAN)
+                    });
+                    if sol.value.is_finite() && best.as_ref().is_none_or(|b| sol.value < b.0) {
+                        best = Some((sol.value, sol.x));
+                    }
+                }
+                Hyperparameters::from_slice(&best.map_or_else(|| starts[0].clone(), |b| b.1))
             }
         };
         let (k, _, _) = objective.kernel(&hyper);
-        let chol = cholesky(k).ok_or_else(|| Error::invalid("gp", "kernel matrix is not positive definite"))?;
+        let chol = cholesky(k)
+            .ok_or_else(|| Error::invalid("gp", "kernel matrix is not positive definite"))?;
         let resid = DVector::from_iterator(n, ys.iter().map(|v| v - hyper.mean));
         let alpha = chol.solve(&resid);
         Ok(Gp {
@@ -384,7 +457,11 @@ impl Gp {
             d,
             y_mean,
             y_scale,
-            inv_ls2: hyper.log_lengthscales.iter().map(|l| (-2.0 * l).exp()).collect(),
+            inv_ls2: hyper
+                .log_lengthscales
+                .iter()
+                .map(|l| (-2.0 * l).exp())
+                .collect(),
             signal: hyper.log_signal.exp(),
             hyper,
             chol,
@@ -400,14 +477,21 @@ impl Gp {
         let n = y.len();
         let d = self.d;
         if n == 0 || x.len() != n || extra.len() != n || x.iter().any(|r| r.len() != d) {
-            return Err(Error::invalid("gp", "need as many inputs (of the GP's dimension), outputs and variances"));
+            return Err(Error::invalid(
+                "gp",
+                "need as many inputs (of the GP's dimension), outputs and variances",
+            ));
         }
         let ys: Vec<f64> = y.iter().map(|v| (v - self.y_mean) / self.y_scale).collect();
-        let es: Vec<f64> = extra.iter().map(|v| v / (self.y_scale * self.y_scale)).collect();
+        let es: Vec<f64> = extra
+            .iter()
+            .map(|v| v / (self.y_scale * self.y_scale))
+            .collect();
         let flat: Vec<f64> = x.iter().flatten().copied().collect();
         let objective = Objective::new(&flat, d, &ys, &es);
         let (k, _, _) = objective.kernel(&self.hyper);
-        let chol = cholesky(k).ok_or_else(|| Error::invalid("gp", "kernel matrix is not positive definite"))?;
+        let chol = cholesky(k)
+            .ok_or_else(|| Error::invalid("gp", "kernel matrix is not positive definite"))?;
         let resid = DVector::from_iterator(n, ys.iter().map(|v| v - self.hyper.mean));
         let alpha = chol.solve(&resid);
         Ok(Gp {
@@ -441,7 +525,10 @@ impl Gp {
     /// observation noise excluded).
     pub fn predict(&self, x: &[f64]) -> (f64, f64) {
         let (m, v) = self.predict_std(x);
-        (self.y_mean + self.y_scale * m, v * self.y_scale * self.y_scale)
+        (
+            self.y_mean + self.y_scale * m,
+            v * self.y_scale * self.y_scale,
+        )
     }
 
     /// The same in standardised units.
@@ -489,7 +576,9 @@ impl Gp {
     #[inline]
     fn k_to(&self, i: usize, x: &[f64]) -> (f64, f64) {
         let xi = &self.x[i * self.d..(i + 1) * self.d];
-        let r2: f64 = (0..self.d).map(|a| (xi[a] - x[a]).powi(2) * self.inv_ls2[a]).sum();
+        let r2: f64 = (0..self.d)
+            .map(|a| (xi[a] - x[a]).powi(2) * self.inv_ls2[a])
+            .sum();
         let (k, g) = matern52(r2);
         (self.signal * k, self.signal * g)
     }
@@ -530,7 +619,9 @@ mod tests {
 
     fn random_problem(n: usize, d: usize, seed: u64) -> (Vec<Vec<f64>>, Vec<f64>) {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let x: Vec<Vec<f64>> = (0..n).map(|_| (0..d).map(|_| rng.random::<f64>()).collect()).collect();
+        let x: Vec<Vec<f64>> = (0..n)
+            .map(|_| (0..d).map(|_| rng.random::<f64>()).collect())
+            .collect();
         let y = x
             .iter()
             .map(|p| (3.0 * p[0]).sin() + p.iter().skip(1).map(|v| v * v).sum::<f64>())
@@ -543,7 +634,9 @@ mod tests {
     fn likelihood_gradient_matches_finite_differences() {
         let (x, y) = random_problem(15, 3, 1);
         let flat: Vec<f64> = x.iter().flatten().copied().collect();
-        let extra: Vec<f64> = (0..15).map(|i| if i % 4 == 0 { 0.05 } else { 0.0 }).collect();
+        let extra: Vec<f64> = (0..15)
+            .map(|i| if i % 4 == 0 { 0.05 } else { 0.0 })
+            .collect();
         let obj = Objective::new(&flat, 3, &y, &extra);
         let theta = vec![-0.7, 0.2, -1.1, 0.3, -3.0, 0.1];
         let mut g = vec![0.0; 6];
@@ -555,8 +648,14 @@ mod tests {
             a[i] += h;
             b[i] -= h;
             let mut tmp = vec![0.0; 6];
-            let fd = (obj.value_grad(&a, &mut tmp).unwrap() - obj.value_grad(&b, &mut tmp).unwrap()) / (2.0 * h);
-            assert!((fd - g[i]).abs() < 1e-5 * (1.0 + fd.abs()), "θ_{i}: analytic {} vs numeric {fd}", g[i]);
+            let fd = (obj.value_grad(&a, &mut tmp).unwrap()
+                - obj.value_grad(&b, &mut tmp).unwrap())
+                / (2.0 * h);
+            assert!(
+                (fd - g[i]).abs() < 1e-5 * (1.0 + fd.abs()),
+                "θ_{i}: analytic {} vs numeric {fd}",
+                g[i]
+            );
         }
     }
 
@@ -608,9 +707,15 @@ mod tests {
         let r = [1.0 - c, -1.0 - c];
         let q = 0.5;
         let ks = [k(q, 0.2), k(q, 0.8)];
-        let kinv_r = [inv[0][0] * r[0] + inv[0][1] * r[1], inv[1][0] * r[0] + inv[1][1] * r[1]];
+        let kinv_r = [
+            inv[0][0] * r[0] + inv[0][1] * r[1],
+            inv[1][0] * r[0] + inv[1][1] * r[1],
+        ];
         let mu = c + ks[0] * kinv_r[0] + ks[1] * kinv_r[1];
-        let kinv_ks = [inv[0][0] * ks[0] + inv[0][1] * ks[1], inv[1][0] * ks[0] + inv[1][1] * ks[1]];
+        let kinv_ks = [
+            inv[0][0] * ks[0] + inv[0][1] * ks[1],
+            inv[1][0] * ks[0] + inv[1][1] * ks[1],
+        ];
         let var = sf - ks[0] * kinv_ks[0] - ks[1] * kinv_ks[1];
         let (m, v) = gp.predict(&[q]);
         assert!((m - mu).abs() < 1e-9, "{m} vs {mu}");
@@ -625,7 +730,13 @@ mod tests {
         let (x, y) = random_problem(40, 2, 3);
         let gp = Gp::fit(&x, &y, &[0.0; 40], None).unwrap();
         let (tx, ty) = random_problem(50, 2, 4);
-        let rmse = (tx.iter().zip(&ty).map(|(p, t)| (gp.predict(p).0 - t).powi(2)).sum::<f64>() / 50.0).sqrt();
+        let rmse = (tx
+            .iter()
+            .zip(&ty)
+            .map(|(p, t)| (gp.predict(p).0 - t).powi(2))
+            .sum::<f64>()
+            / 50.0)
+            .sqrt();
         let sd = {
             let m = ty.iter().sum::<f64>() / 50.0;
             (ty.iter().map(|t| (t - m).powi(2)).sum::<f64>() / 50.0).sqrt()

@@ -121,7 +121,10 @@ impl GpSampler {
     /// A sampler for `space`. Errors: no acquisition, `η` not finite.
     pub fn new(space: Space, settings: GpSettings) -> Result<GpSampler> {
         if settings.arms.is_empty() || !settings.eta.is_finite() {
-            return Err(Error::invalid("sampler", "need at least one acquisition and a finite η"));
+            return Err(Error::invalid(
+                "sampler",
+                "need at least one acquisition and a finite η",
+            ));
         }
         Ok(GpSampler {
             gains: vec![0.0; settings.arms.len()],
@@ -181,7 +184,9 @@ impl GpSampler {
         let (x, y, v) = self.data();
         let n = x.len();
         let gp = match &self.hyper {
-            Some(h) if n > 50 && (n as f64) < 1.05 * self.hyper_at as f64 => Gp::fit_with(&x, &y, &v, h).ok()?,
+            Some(h) if n > 50 && (n as f64) < 1.05 * self.hyper_at as f64 => {
+                Gp::fit_with(&x, &y, &v, h).ok()?
+            }
             warm => {
                 let gp = Gp::fit(&x, &y, &v, warm.as_ref()).ok()?;
                 self.hyper = Some(gp.hyperparameters().clone());
@@ -234,7 +239,11 @@ impl GpSampler {
     /// Chooses an arm by `softmax(η · gains)` and records the decision.
     fn choose(&mut self) -> usize {
         let max = self.gains.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-        let w: Vec<f64> = self.gains.iter().map(|g| (self.settings.eta * (g - max)).exp()).collect();
+        let w: Vec<f64> = self
+            .gains
+            .iter()
+            .map(|g| (self.settings.eta * (g - max)).exp())
+            .collect();
         let total: f64 = w.iter().sum();
         let mut u = self.rng.random::<f64>() * total;
         let mut chosen = w.len() - 1;
@@ -264,7 +273,8 @@ impl GpSampler {
         let i = self.asked;
         self.asked += 1;
         let seed = (self.settings.seed as u32) ^ 0x5EED;
-        self.space.snap(&acquisition::sobol_point(i, self.space.dim(), seed))
+        self.space
+            .snap(&acquisition::sobol_point(i, self.space.dim(), seed))
     }
 
     fn encode_all(&self, configs: &[Config]) -> Result<Vec<Vec<f64>>> {
@@ -356,14 +366,23 @@ impl Sampler for GpSampler {
             ));
         }
         let x = self.space.encode(config)?;
-        self.observations.push(Observation { x, y: value, var: variance });
+        self.observations.push(Observation {
+            x,
+            y: value,
+            var: variance,
+        });
         Ok(())
     }
 }
 
 /// Index of the candidate nearest to `target` (Euclidean).
 fn nearest(cands: &[Vec<f64>], target: &[f64]) -> usize {
-    let dist = |c: &Vec<f64>| c.iter().zip(target).map(|(a, b)| (a - b).powi(2)).sum::<f64>();
+    let dist = |c: &Vec<f64>| {
+        c.iter()
+            .zip(target)
+            .map(|(a, b)| (a - b).powi(2))
+            .sum::<f64>()
+    };
     (0..cands.len())
         .min_by(|&a, &b| dist(&cands[a]).total_cmp(&dist(&cands[b])))
         .expect("non-empty")
@@ -387,7 +406,9 @@ impl RandomSampler {
 
 impl Sampler for RandomSampler {
     fn ask(&mut self, _pending: &[Config]) -> Result<Config> {
-        let u: Vec<f64> = (0..self.space.dim()).map(|_| self.rng.random::<f64>()).collect();
+        let u: Vec<f64> = (0..self.space.dim())
+            .map(|_| self.rng.random::<f64>())
+            .collect();
         Ok(self.space.decode(&u))
     }
 
@@ -440,7 +461,14 @@ mod tests {
         let mut gp_regret = Vec::new();
         let mut rs_regret = Vec::new();
         for seed in 0..3 {
-            let mut gp = GpSampler::new(branin_space(), GpSettings { seed, ..GpSettings::default() }).unwrap();
+            let mut gp = GpSampler::new(
+                branin_space(),
+                GpSettings {
+                    seed,
+                    ..GpSettings::default()
+                },
+            )
+            .unwrap();
             gp_regret.push(run(&mut gp, 30) - optimum);
             let mut rs = RandomSampler::new(branin_space(), seed);
             rs_regret.push(run(&mut rs, 30) - optimum);
@@ -458,7 +486,15 @@ mod tests {
     /// standardised posterior mean, and probabilities are the softmax.
     #[test]
     fn hedge_update_and_probabilities() {
-        let mut s = GpSampler::new(branin_space(), GpSettings { initial: 5, seed: 1, ..GpSettings::default() }).unwrap();
+        let mut s = GpSampler::new(
+            branin_space(),
+            GpSettings {
+                initial: 5,
+                seed: 1,
+                ..GpSettings::default()
+            },
+        )
+        .unwrap();
         for _ in 0..7 {
             let c = s.ask(&[]).unwrap();
             s.tell(&c, branin(&c), 0.0).unwrap();
@@ -482,7 +518,15 @@ mod tests {
     #[test]
     fn pending_points_get_distinct_proposals() {
         for pending in [Pending::KrigingBeliever, Pending::ConstantLiar] {
-            let mut s = GpSampler::new(branin_space(), GpSettings { pending, initial: 6, ..GpSettings::default() }).unwrap();
+            let mut s = GpSampler::new(
+                branin_space(),
+                GpSettings {
+                    pending,
+                    initial: 6,
+                    ..GpSettings::default()
+                },
+            )
+            .unwrap();
             for _ in 0..8 {
                 let c = s.ask(&[]).unwrap();
                 s.tell(&c, branin(&c), 0.0).unwrap();
@@ -500,7 +544,14 @@ mod tests {
         let cands: Vec<Config> = (0..200)
             .map(|i| space.decode(&acquisition::sobol_point(i, 2, 9)))
             .collect();
-        let mut s = GpSampler::new(space, GpSettings { initial: 5, ..GpSettings::default() }).unwrap();
+        let mut s = GpSampler::new(
+            space,
+            GpSettings {
+                initial: 5,
+                ..GpSettings::default()
+            },
+        )
+        .unwrap();
         let mut unused: Vec<Config> = cands.clone();
         let mut best = f64::INFINITY;
         for _ in 0..25 {
@@ -516,7 +567,10 @@ mod tests {
             v.sort_by(f64::total_cmp);
             v[100]
         };
-        assert!(best - pool_best < 0.1 * (pool_median - pool_best), "{best} vs pool best {pool_best}");
+        assert!(
+            best - pool_best < 0.1 * (pool_median - pool_best),
+            "{best} vs pool best {pool_best}"
+        );
     }
 
     #[test]
@@ -533,7 +587,14 @@ mod tests {
             };
             a + (c["width"].as_f64() - 6.0).abs()
         };
-        let mut s = GpSampler::new(space, GpSettings { initial: 4, ..GpSettings::default() }).unwrap();
+        let mut s = GpSampler::new(
+            space,
+            GpSettings {
+                initial: 4,
+                ..GpSettings::default()
+            },
+        )
+        .unwrap();
         let mut best = f64::INFINITY;
         for _ in 0..15 {
             let c = s.ask(&[]).unwrap();
@@ -549,6 +610,15 @@ mod tests {
         let c = s.ask(&[]).unwrap();
         assert!(s.tell(&c, f64::NAN, 0.0).is_err());
         assert!(s.tell(&c, 1.0, -1.0).is_err());
-        assert!(GpSampler::new(branin_space(), GpSettings { arms: vec![], ..GpSettings::default() }).is_err());
+        assert!(
+            GpSampler::new(
+                branin_space(),
+                GpSettings {
+                    arms: vec![],
+                    ..GpSettings::default()
+                }
+            )
+            .is_err()
+        );
     }
 }

@@ -224,7 +224,8 @@ impl Space {
     /// condition = { parent = "optimizer", values = ["sgd"] }
     /// ```
     pub fn from_toml(text: &str) -> Result<Space> {
-        let parsed: TomlSpace = toml::from_str(text).map_err(|e| space_error("<file>", e.to_string()))?;
+        let parsed: TomlSpace =
+            toml::from_str(text).map_err(|e| space_error("<file>", e.to_string()))?;
         let mut params = Vec::new();
         for p in parsed.param {
             let num = |v: &Option<toml::Value>, what: &str| -> Result<f64> {
@@ -290,18 +291,30 @@ impl Space {
             match &p.domain {
                 Domain::Float { low, high, log } => {
                     if !(low.is_finite() && high.is_finite() && low < high) {
-                        return Err(space_error(&p.name, format!("need low < high (got {low}, {high})")));
+                        return Err(space_error(
+                            &p.name,
+                            format!("need low < high (got {low}, {high})"),
+                        ));
                     }
                     if *log && !(*low > 0.0) {
-                        return Err(space_error(&p.name, format!("a log scale needs low > 0 (got {low})")));
+                        return Err(space_error(
+                            &p.name,
+                            format!("a log scale needs low > 0 (got {low})"),
+                        ));
                     }
                 }
                 Domain::Int { low, high, log } => {
                     if low >= high {
-                        return Err(space_error(&p.name, format!("need low < high (got {low}, {high})")));
+                        return Err(space_error(
+                            &p.name,
+                            format!("need low < high (got {low}, {high})"),
+                        ));
                     }
                     if *log && *low < 1 {
-                        return Err(space_error(&p.name, format!("a log scale needs low >= 1 (got {low})")));
+                        return Err(space_error(
+                            &p.name,
+                            format!("a log scale needs low >= 1 (got {low})"),
+                        ));
                     }
                 }
                 Domain::Categorical { choices } => {
@@ -319,7 +332,10 @@ impl Space {
                 let Some(parent) = params[..i].iter().find(|q| q.name == cond.parent) else {
                     return Err(space_error(
                         &p.name,
-                        format!("condition on unknown parent `{}` (declare the parent first)", cond.parent),
+                        format!(
+                            "condition on unknown parent `{}` (declare the parent first)",
+                            cond.parent
+                        ),
                     ));
                 };
                 let Domain::Categorical { choices } = &parent.domain else {
@@ -409,7 +425,12 @@ impl Space {
                         .ok_or_else(|| space_error(&p.name, format!("`{s}` is not a choice")))?;
                     u[o + k] = 1.0;
                 }
-                _ => return Err(space_error(&p.name, format!("value {v:?} has the wrong type"))),
+                _ => {
+                    return Err(space_error(
+                        &p.name,
+                        format!("value {v:?} has the wrong type"),
+                    ));
+                }
             }
         }
         Ok(u)
@@ -424,11 +445,16 @@ impl Space {
             }
             let o = self.offsets[i];
             let value = match &p.domain {
-                Domain::Float { low, high, log } => {
-                    Value::Float(from_unit(u[o].clamp(0.0, 1.0), *low, *high, *log).clamp(*low, *high))
-                }
+                Domain::Float { low, high, log } => Value::Float(
+                    from_unit(u[o].clamp(0.0, 1.0), *low, *high, *log).clamp(*low, *high),
+                ),
                 Domain::Int { low, high, log } => {
-                    let x = from_unit(u[o].clamp(0.0, 1.0), *low as f64 - 0.5, *high as f64 + 0.5, *log);
+                    let x = from_unit(
+                        u[o].clamp(0.0, 1.0),
+                        *low as f64 - 0.5,
+                        *high as f64 + 0.5,
+                        *log,
+                    );
                     Value::Int((x.round() as i64).clamp(*low, *high))
                 }
                 Domain::Categorical { choices } => {
@@ -568,14 +594,21 @@ mod tests {
         assert!(e.contains("`n`"), "{e}");
         let e = err(Space::builder().categorical("opt", &[]));
         assert!(e.contains("`opt`") && e.contains("no choices"), "{e}");
-        let e = err(Space::builder().float("m", 0.0, 1.0, false).when("opt", &["sgd"]));
-        assert!(e.contains("`m`") && e.contains("unknown parent `opt`"), "{e}");
+        let e = err(Space::builder()
+            .float("m", 0.0, 1.0, false)
+            .when("opt", &["sgd"]));
+        assert!(
+            e.contains("`m`") && e.contains("unknown parent `opt`"),
+            "{e}"
+        );
         let e = err(Space::builder()
             .categorical("opt", &["adam"])
             .float("m", 0.0, 1.0, false)
             .when("opt", &["sgd"]));
         assert!(e.contains("`m`") && e.contains("not a choice"), "{e}");
-        let e = err(Space::builder().float("a", 0.0, 1.0, false).float("a", 0.0, 1.0, false));
+        let e = err(Space::builder()
+            .float("a", 0.0, 1.0, false)
+            .float("a", 0.0, 1.0, false));
         assert!(e.contains("declared twice"), "{e}");
     }
 
@@ -616,7 +649,9 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("`x`") && e.contains("low < high"), "{e}");
-        let e = Space::from_toml("[[param]]\nname = \"x\"\ntype = \"real\"\n").unwrap_err().to_string();
+        let e = Space::from_toml("[[param]]\nname = \"x\"\ntype = \"real\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("unknown type"), "{e}");
         let e = Space::from_toml("[[param]]\nname = \"x\"\ntype = \"int\"\nlow = 1.5\nhigh = 3\n")
             .unwrap_err()
