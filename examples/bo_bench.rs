@@ -1,7 +1,7 @@
 //! Protocol B: Bayesian optimisation on test functions.
 //!
 //! ```sh
-//! cargo run --release --example bo_bench -- [--json] [--seeds 10] [--methods gp-hedge,gp-ei,random]
+//! cargo run --release --example bo_bench -- [--json] [--seeds 10] [--methods gp-hedge,gp-ei,random] [--eta 0.1] [--timings-only]
 //! ```
 //!
 //! Minimises branin, hartmann3, hartmann6, levy10, ackley5 and
@@ -167,7 +167,7 @@ fn point(c: &Config, d: usize) -> Vec<f64> {
 /// The sampler of a method name, and its number of parallel workers. A
 /// suffix `-w4-kb` / `-w4-cl` runs four synchronous workers whose pending
 /// points enter as kriging-believer or constant-liar fantasies.
-fn sampler(method: &str, space: Space, seed: u64) -> (Box<dyn SamplerExt>, usize) {
+fn sampler(method: &str, space: Space, seed: u64, eta: f64) -> (Box<dyn SamplerExt>, usize) {
     let (base, workers, pending) = match method.split_once("-w4-") {
         Some((b, "kb")) => (b, 4, Pending::KrigingBeliever),
         Some((b, "cl")) => (b, 4, Pending::ConstantLiar),
@@ -180,6 +180,7 @@ fn sampler(method: &str, space: Space, seed: u64) -> (Box<dyn SamplerExt>, usize
                 arms,
                 seed,
                 pending,
+                eta,
                 ..GpSettings::default()
             },
         )
@@ -240,20 +241,23 @@ fn main() {
             .cloned()
     };
     let seeds: u64 = value_of("--seeds").map_or(10, |s| s.parse().expect("--seeds N"));
+    let eta: f64 =
+        value_of("--eta").map_or(GpSettings::default().eta, |s| s.parse().expect("--eta X"));
     let methods: Vec<String> = value_of("--methods").map_or(
         vec!["gp-hedge".into(), "gp-ei".into(), "random".into()],
         |m| m.split(',').map(String::from).collect(),
     );
+    let timings_only = args.iter().any(|a| a == "--timings-only");
     let checkpoints = [20usize, 40, 60];
     let mut rows = Vec::new();
-    for p in problems() {
+    for p in problems().into_iter().filter(|_| !timings_only) {
         let d = p.bounds.len();
         for method in &methods {
             // regrets[checkpoint][seed]
             let mut regrets = vec![Vec::new(); checkpoints.len()];
             for seed in 0..seeds {
                 let space = space_of(&p);
-                let (mut s, workers) = sampler(method, space, seed);
+                let (mut s, workers) = sampler(method, space, seed, eta);
                 let mut noise_rng = ChaCha8Rng::seed_from_u64(1000 + seed);
                 let mut best_true = f64::INFINITY;
                 let mut best_seen = (f64::INFINITY, f64::INFINITY); // (observed, true) of the best observation
@@ -313,7 +317,7 @@ fn main() {
             for seed in 0..5u64 {
                 let p = &problems()[2];
                 let space = space_of(p);
-                let (mut s, _) = sampler(method, space.clone(), seed);
+                let (mut s, _) = sampler(method, space.clone(), seed, eta);
                 let mut rng = ChaCha8Rng::seed_from_u64(seed);
                 for _ in 0..n {
                     let u: Vec<f64> = (0..6).map(|_| rng.random::<f64>()).collect();

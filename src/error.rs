@@ -31,6 +31,14 @@ pub enum Error {
     #[error("parameter `{param}`: {message}")]
     Space { param: String, message: String },
 
+    /// A study journal cannot be used (corrupt, or from another study).
+    #[error("journal {path}: {message}")]
+    Journal { path: PathBuf, message: String },
+
+    /// A sampler over a finite pool has no configuration left.
+    #[error("no configuration left to propose")]
+    Exhausted,
+
     /// An argument or setting is out of its valid range.
     #[error("invalid {what}: {message}")]
     Invalid { what: &'static str, message: String },

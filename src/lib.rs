@@ -17,11 +17,17 @@ pub mod curve;
 pub mod curveset;
 pub mod error;
 pub mod gp;
+pub mod journal;
 pub mod mcmc;
 pub mod optim;
+pub mod policy;
+pub mod progress;
 pub mod protocol;
+pub mod report;
 pub mod sampler;
 pub mod space;
+pub mod trainable;
+pub mod tuner;
 
 pub use error::{Error, Result};
 

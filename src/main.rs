@@ -7,6 +7,9 @@ use clap::{Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use foresight::curve::PredictorConfig;
+use foresight::journal::Journal;
+use foresight::report;
+use foresight::tuner::{self, Study};
 use foresight::{curveset, protocol};
 
 #[derive(Parser)]
@@ -67,6 +70,22 @@ enum Command {
         #[arg(long)]
         rows: bool,
     },
+    /// Continue a study killed before it finished: runs the command that
+    /// created it again (recorded in STUDY_DIR/command.json), which resumes
+    /// from the journal without losing or repeating a completed trial.
+    Resume {
+        /// The study folder.
+        study_dir: PathBuf,
+    },
+    /// Summarise a study (best configuration, how trials ended, epochs saved)
+    /// and draw its learning curves and incumbent as SVG figures.
+    Report {
+        /// The study folder.
+        study_dir: PathBuf,
+        /// Where the figures go (default: STUDY_DIR/report).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -81,6 +100,51 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> foresight::Result<()> {
     match cli.command {
+        Command::Report { study_dir, out } => {
+            let (header, events) = Journal::read(&study_dir)?;
+            let mut study = Study::new(header.clone());
+            for e in &events {
+                study.apply(e);
+            }
+            print!("{}", report::summary(&study));
+            let out = out.unwrap_or_else(|| study_dir.join("report"));
+            let trace = report::incumbent_trace(&header, &events);
+            for path in report::plots_with_trace(&study, &trace, &out)? {
+                println!("wrote {}", path.display());
+            }
+            Ok(())
+        }
+        Command::Resume { study_dir } => {
+            // Refuse early what the study's own program would refuse.
+            let study = Study::load(&study_dir)?;
+            let command = tuner::Command::load(&study_dir)?;
+            eprintln!(
+                "resuming {} ({} trials so far): {}",
+                study_dir.display(),
+                study.trials.len(),
+                command.argv.join(" ")
+            );
+            let (program, args) = command
+                .argv
+                .split_first()
+                .ok_or_else(|| foresight::Error::invalid("command", "empty command"))?;
+            let status = std::process::Command::new(program)
+                .args(args)
+                .current_dir(&command.cwd)
+                .status()
+                .map_err(|source| foresight::Error::Io {
+                    path: program.into(),
+                    source,
+                })?;
+            if status.success() {
+                Ok(())
+            } else {
+                Err(foresight::Error::invalid(
+                    "study",
+                    format!("`{program}` exited with {status}"),
+                ))
+            }
+        }
         Command::Predict {
             curves,
             cutoffs,

@@ -33,6 +33,9 @@ use crate::space::{Config, Space};
 
 /// Proposes configurations and learns from their results (minimisation).
 pub trait Sampler {
+    /// A short description for journals and tables (`"gp-hedge(ucb,pi)"`, `"random"`).
+    fn name(&self) -> String;
+
     /// The next configuration to evaluate, given the ones still running.
     fn ask(&mut self, pending: &[Config]) -> Result<Config>;
 
@@ -69,11 +72,14 @@ pub struct GpSettings {
 }
 
 impl Default for GpSettings {
-    /// GP-Hedge over UCB and PI, `η = 1`, 10 initial points.
+    /// GP-Hedge over UCB and PI, `η = 0.1`, 10 initial points. (On
+    /// protocol B a larger `η` does worse: the hedge's rewards, posterior
+    /// means at the nominees, favour the more exploitative PI; see
+    /// `docs/benchmarks.md`.)
     fn default() -> Self {
         GpSettings {
             arms: vec![Acquisition::Ucb, Acquisition::Pi],
-            eta: 1.0,
+            eta: 0.1,
             initial: 10,
             maximiser: Maximiser::default(),
             pending: Pending::KrigingBeliever,
@@ -283,6 +289,20 @@ impl GpSampler {
 }
 
 impl Sampler for GpSampler {
+    fn name(&self) -> String {
+        let arms: Vec<String> = self
+            .settings
+            .arms
+            .iter()
+            .map(|a| format!("{a:?}").to_lowercase())
+            .collect();
+        if arms.len() == 1 {
+            format!("gp({})", arms[0])
+        } else {
+            format!("gp-hedge({})", arms.join(","))
+        }
+    }
+
     fn ask(&mut self, pending: &[Config]) -> Result<Config> {
         let pending = self.encode_all(pending)?;
         if self.observations.len() + pending.len() < self.settings.initial {
@@ -405,6 +425,10 @@ impl RandomSampler {
 }
 
 impl Sampler for RandomSampler {
+    fn name(&self) -> String {
+        "random".into()
+    }
+
     fn ask(&mut self, _pending: &[Config]) -> Result<Config> {
         let u: Vec<f64> = (0..self.space.dim())
             .map(|_| self.rng.random::<f64>())
@@ -511,7 +535,8 @@ mod tests {
         let p: f64 = step.arms.iter().map(|a| a.1).sum();
         assert!((p - 1.0).abs() < 1e-12);
         let (g0, g1) = (step.arms[0].2, step.arms[1].2);
-        let want0 = 1.0 / (1.0 + (g1 - g0).exp());
+        let eta = s.settings.eta;
+        let want0 = 1.0 / (1.0 + (eta * (g1 - g0)).exp());
         assert!((step.arms[0].1 - want0).abs() < 1e-12);
     }
 

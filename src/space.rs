@@ -68,7 +68,8 @@ impl Value {
 pub type Config = BTreeMap<String, Value>;
 
 /// The values a parameter takes.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
 pub enum Domain {
     Float { low: f64, high: f64, log: bool },
     Int { low: i64, high: i64, log: bool },
@@ -85,7 +86,7 @@ pub struct Condition {
 }
 
 /// One hyperparameter.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Param {
     pub name: String,
     pub domain: Domain,
@@ -102,8 +103,10 @@ impl Param {
     }
 }
 
-/// A validated search space.
-#[derive(Debug, Clone, PartialEq)]
+/// A validated search space. Serialised as its list of parameters (the
+/// journal keeps it, to refuse a journal from a different space).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "Vec<Param>", into = "Vec<Param>")]
 pub struct Space {
     params: Vec<Param>,
     /// First encoded dimension of each parameter.
@@ -186,6 +189,19 @@ struct TomlParam {
 #[serde(deny_unknown_fields)]
 struct TomlSpace {
     param: Vec<TomlParam>,
+}
+
+impl TryFrom<Vec<Param>> for Space {
+    type Error = Error;
+    fn try_from(params: Vec<Param>) -> Result<Space> {
+        Space::new(params)
+    }
+}
+
+impl From<Space> for Vec<Param> {
+    fn from(space: Space) -> Vec<Param> {
+        space.params
+    }
 }
 
 fn space_error(param: &str, message: impl Into<String>) -> Error {

@@ -65,19 +65,39 @@ impl StoppingRule {
         y_best: Option<f64>,
         final_value: impl FnOnce() -> Predictive,
     ) -> StopDecision {
+        if let Some(d) = self.guard(observed, metric, y_best) {
+            return d;
+        }
+        let best = y_best.expect("guard passes only with an incumbent");
+        self.decide_with(final_value().prob_better(best))
+    }
+
+    /// The guards alone: `Some` decision when one applies, `None` when the
+    /// rule needs the prediction (so a caller can run it elsewhere and finish
+    /// with [`StoppingRule::decide_with`]).
+    pub fn guard(
+        &self,
+        observed: &[f64],
+        metric: Metric,
+        y_best: Option<f64>,
+    ) -> Option<StopDecision> {
         if observed.len() < self.min_epochs {
-            return StopDecision::TooEarly;
+            return Some(StopDecision::TooEarly);
         }
         let Some(best) = y_best else {
-            return StopDecision::NoIncumbent;
+            return Some(StopDecision::NoIncumbent);
         };
         if observed
             .iter()
             .any(|&v| v.is_finite() && metric.better(v, best))
         {
-            return StopDecision::AlreadyBetter;
+            return Some(StopDecision::AlreadyBetter);
         }
-        let p_better = final_value().prob_better(best);
+        None
+    }
+
+    /// The decision from `P(better)`, once the guards have passed.
+    pub fn decide_with(&self, p_better: f64) -> StopDecision {
         if p_better < self.threshold {
             StopDecision::Stop { p_better }
         } else {

@@ -21,7 +21,8 @@
 //! densities pick up the Jacobian `|dy/dv|` (`y / s` for the loss map).
 
 /// What kind of metric a learning curve records.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Metric {
     /// Larger is better, values in `[0, 1]`.
     Accuracy,
