@@ -173,6 +173,132 @@ fn parse_line(line: &str) -> std::result::Result<CurveRecord, FieldError> {
     })
 }
 
+/// Reads a long CSV of logged curves, as users export their own runs: a
+/// header with the columns `trial`, `epoch` and `value`, and one more column
+/// per hyperparameter; one row per (trial, epoch). Epochs of a trial must be
+/// `1..=T` without gaps (in any order); its hyperparameters must not change
+/// between rows. An empty value, `nan`, `inf` or `null` is divergence. The
+/// task is the file's stem, the source `"csv"`; `higher_is_better` says the
+/// metric's direction (a CSV does not).
+pub fn read_csv(path: impl AsRef<Path>, higher_is_better: bool) -> Result<Vec<CurveRecord>> {
+    let path = path.as_ref();
+    let format = |line: usize, field: &str, message: String| Error::Format {
+        path: path.to_path_buf(),
+        line,
+        field: field.to_string(),
+        message,
+    };
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .from_path(path)
+        .map_err(|e| match e.into_kind() {
+            csv::ErrorKind::Io(source) => Error::Io {
+                path: path.to_path_buf(),
+                source,
+            },
+            other => format(1, "<header>", format!("{other:?}")),
+        })?;
+    let header: Vec<String> = reader
+        .headers()
+        .map_err(|e| format(1, "<header>", e.to_string()))?
+        .iter()
+        .map(str::to_string)
+        .collect();
+    let column = |name: &str| {
+        header
+            .iter()
+            .position(|h| h == name)
+            .ok_or_else(|| format(1, name, "missing column".into()))
+    };
+    let (c_trial, c_epoch, c_value) = (column("trial")?, column("epoch")?, column("value")?);
+    let params: Vec<(usize, &String)> = header
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| ![c_trial, c_epoch, c_value].contains(i))
+        .collect();
+    // trial -> (config, epoch -> value, first line)
+    type Trial = (BTreeMap<String, ParamValue>, BTreeMap<usize, f64>, usize);
+    let mut trials: BTreeMap<String, Trial> = BTreeMap::new();
+    for (i, row) in reader.records().enumerate() {
+        let line = i + 2;
+        let row = row.map_err(|e| format(line, "<row>", e.to_string()))?;
+        let get = |c: usize| row.get(c).unwrap_or("");
+        let trial = get(c_trial).to_string();
+        let epoch: usize = get(c_epoch)
+            .parse()
+            .ok()
+            .filter(|&e| e >= 1)
+            .ok_or_else(|| format(line, "epoch", "expected an integer >= 1".into()))?;
+        let text = get(c_value);
+        let value = match text.to_ascii_lowercase().as_str() {
+            "" | "nan" | "null" | "inf" | "-inf" => f64::NAN,
+            t => t
+                .parse::<f64>()
+                .map_err(|_| format(line, "value", format!("`{text}` is not a number")))?,
+        };
+        let config: BTreeMap<String, ParamValue> = params
+            .iter()
+            .map(|&(c, name)| {
+                let v = get(c);
+                let pv = v
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|x| x.is_finite())
+                    .map_or_else(|| ParamValue::Text(v.to_string()), ParamValue::Number);
+                (name.clone(), pv)
+            })
+            .collect();
+        let entry = trials
+            .entry(trial.clone())
+            .or_insert_with(|| (config.clone(), BTreeMap::new(), line));
+        if entry.0 != config {
+            return Err(format(
+                line,
+                "<hyperparameters>",
+                format!(
+                    "trial `{trial}` changes its hyperparameters (first seen on line {})",
+                    entry.2
+                ),
+            ));
+        }
+        if entry.1.insert(epoch, value).is_some() {
+            return Err(format(
+                line,
+                "epoch",
+                format!("trial `{trial}` has epoch {epoch} twice"),
+            ));
+        }
+    }
+    let task = path
+        .file_stem()
+        .map_or_else(|| "csv".to_string(), |s| s.to_string_lossy().into_owned());
+    let mut out = Vec::new();
+    for (k, (name, (config, epochs, line))) in trials.into_iter().enumerate() {
+        let n = epochs.len();
+        if epochs.keys().last() != Some(&n) {
+            let missing = (1..=n).find(|e| !epochs.contains_key(e)).unwrap_or(n);
+            return Err(format(
+                line,
+                "epoch",
+                format!("trial `{name}` has no epoch {missing} (epochs must be 1..=T)"),
+            ));
+        }
+        out.push(CurveRecord {
+            source: "csv".into(),
+            task: task.clone(),
+            config_id: k as u64,
+            config,
+            metric: "value".into(),
+            higher_is_better,
+            values: epochs.into_values().collect(),
+        });
+    }
+    if out.is_empty() {
+        return Err(format(1, "<rows>", "no rows".into()));
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -242,5 +368,53 @@ mod tests {
     fn missing_file_is_an_io_error() {
         let e = read("/nonexistent/curves.jsonl").unwrap_err();
         assert!(matches!(e, Error::Io { .. }));
+    }
+
+    fn csv_file(name: &str, text: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("foresight-csv-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    #[test]
+    fn reads_a_long_csv() {
+        let p = csv_file(
+            "runs.csv",
+            "trial,epoch,value,lr,opt\n\
+             a,2,0.5,0.1,adam\n\
+             a,1,0.4,0.1,adam\n\
+             b,1,0.3,0.01,sgd\n\
+             b,2,nan,0.01,sgd\n",
+        );
+        let recs = read_csv(&p, true).unwrap();
+        assert_eq!(recs.len(), 2);
+        assert_eq!(recs[0].task, "runs");
+        assert_eq!(recs[0].values, vec![0.4, 0.5]);
+        assert!(recs[1].values[1].is_nan());
+        assert_eq!(recs[1].config["lr"], ParamValue::Number(0.01));
+        assert_eq!(recs[1].config["opt"], ParamValue::Text("sgd".into()));
+    }
+
+    #[test]
+    fn malformed_csvs_name_the_line() {
+        let cases = [
+            ("trial,value\na,1\n", "missing column"),
+            ("trial,epoch,value\na,0,1\n", ":2: field `epoch`"),
+            ("trial,epoch,value\na,1,x\n", "not a number"),
+            ("trial,epoch,value\na,1,1\na,3,1\n", "no epoch 2"),
+            ("trial,epoch,value\na,1,1\na,1,2\n", "epoch 1 twice"),
+            (
+                "trial,epoch,value,lr\na,1,1,0.1\na,2,1,0.2\n",
+                "changes its hyperparameters",
+            ),
+            ("trial,epoch,value\n", "no rows"),
+        ];
+        for (i, (text, want)) in cases.iter().enumerate() {
+            let p = csv_file(&format!("bad{i}.csv"), text);
+            let err = read_csv(&p, false).unwrap_err().to_string();
+            assert!(err.contains(want), "{text:?}: {err}");
+        }
     }
 }

@@ -23,6 +23,7 @@ pub mod optim;
 pub mod policy;
 pub mod progress;
 pub mod protocol;
+pub mod replay;
 pub mod report;
 pub mod sampler;
 pub mod space;

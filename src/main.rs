@@ -8,9 +8,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use foresight::curve::PredictorConfig;
 use foresight::journal::Journal;
-use foresight::report;
 use foresight::tuner::{self, Study};
 use foresight::{curveset, protocol};
+use foresight::{replay, report};
 
 #[derive(Parser)]
 #[command(
@@ -29,6 +29,14 @@ enum Preset {
     Default,
     /// The reference implementation's configuration (Domhan et al. 2015).
     Reference,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum MetricArg {
+    /// Larger is better (accuracy-like).
+    Accuracy,
+    /// Smaller is better (a loss).
+    Loss,
 }
 
 #[derive(Subcommand)]
@@ -70,6 +78,46 @@ enum Command {
         #[arg(long)]
         rows: bool,
     },
+    /// Protocol R: replay tuning runs on logged curves (simulated clock) and
+    /// measure samplers and stopping policies side by side.
+    Replay {
+        /// Curve set: JSON Lines (optionally .gz) or a long CSV
+        /// (trial,epoch,value,<hyperparameters>); repeat for several.
+        #[arg(long, required = true)]
+        curves: Vec<PathBuf>,
+        /// Direction of a CSV's metric (JSON Lines carry their own).
+        #[arg(long, value_enum)]
+        metric: Option<MetricArg>,
+        /// Only these tasks (repeat); default: every task.
+        #[arg(long)]
+        task: Vec<String>,
+        /// At most this many tasks per source, in file order.
+        #[arg(long)]
+        tasks_per_source: Option<usize>,
+        /// Samplers: random, gp, gp-hedge.
+        #[arg(long, value_delimiter = ',', default_value = "gp-hedge")]
+        sampler: Vec<String>,
+        /// Stopping policies: none, median, asha, hyperband, lc (`none` is
+        /// always run too: speedups are measured against it).
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "none,median,asha,hyperband,lc"
+        )]
+        policy: Vec<String>,
+        /// Simulated parallel workers.
+        #[arg(long, default_value_t = 1)]
+        workers: usize,
+        /// Seeds per (task, sampler, policy).
+        #[arg(long, default_value_t = 10)]
+        seeds: u64,
+        /// Print one JSON object (protocol R's format).
+        #[arg(long)]
+        json: bool,
+        /// Also write a markdown table and a regret plot into this folder.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Continue a study killed before it finished: runs the command that
     /// created it again (recorded in STUDY_DIR/command.json), which resumes
     /// from the journal without losing or repeating a completed trial.
@@ -100,6 +148,100 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> foresight::Result<()> {
     match cli.command {
+        Command::Replay {
+            curves,
+            metric,
+            task,
+            tasks_per_source,
+            sampler,
+            policy,
+            workers,
+            seeds,
+            json,
+            out,
+        } => {
+            let mut records = Vec::new();
+            for path in &curves {
+                if path.extension().is_some_and(|e| e == "csv") {
+                    let m = metric.ok_or_else(|| {
+                        foresight::Error::invalid("metric", "a CSV needs --metric accuracy|loss")
+                    })?;
+                    records.extend(curveset::read_csv(path, matches!(m, MetricArg::Accuracy))?);
+                } else {
+                    records.extend(curveset::read(path)?);
+                }
+            }
+            let mut pools = replay::Pool::from_records(records)?;
+            if !task.is_empty() {
+                pools.retain(|p| task.contains(&p.task));
+                if pools.is_empty() {
+                    return Err(foresight::Error::invalid(
+                        "task",
+                        "no task of that name in the curves",
+                    ));
+                }
+            }
+            if let Some(n) = tasks_per_source {
+                let mut kept: Vec<replay::Pool> = Vec::new();
+                for p in pools {
+                    if kept.iter().filter(|k| k.source == p.source).count() < n {
+                        kept.push(p);
+                    }
+                }
+                pools = kept;
+            }
+            let samplers = sampler
+                .iter()
+                .map(|s| replay::SamplerKind::parse(s))
+                .collect::<foresight::Result<Vec<_>>>()?;
+            let mut policies = vec![replay::PolicyKind::None];
+            for p in &policy {
+                let k = replay::PolicyKind::parse(p)?;
+                if !policies.contains(&k) {
+                    policies.push(k);
+                }
+            }
+            if workers == 0 || seeds == 0 {
+                return Err(foresight::Error::invalid(
+                    "replay",
+                    "--workers and --seeds must be at least 1",
+                ));
+            }
+            let total = pools.len() * samplers.len() * policies.len() * seeds as usize;
+            let bar = ProgressBar::new(total as u64);
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{bar:40} {pos}/{len} runs, {elapsed} elapsed, ETA {eta}",
+                )
+                .expect("valid template"),
+            );
+            let started = std::time::Instant::now();
+            let runs = replay::run_all(&pools, &samplers, &policies, seeds, workers, |done| {
+                bar.set_position(done as u64)
+            })?;
+            bar.finish_and_clear();
+            let summary = replay::summarise(&runs);
+            if let Some(dir) = &out {
+                for path in replay::write_outputs(&runs, &summary, dir)? {
+                    eprintln!("wrote {}", path.display());
+                }
+            }
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({ "runs": runs, "summary": summary })
+                );
+            } else {
+                print!("{}", replay::summary_table(&summary));
+                eprintln!(
+                    "{} runs on {} tasks in {:.1} s",
+                    runs.len(),
+                    pools.len(),
+                    started.elapsed().as_secs_f64()
+                );
+            }
+            Ok(())
+        }
         Command::Report { study_dir, out } => {
             let (header, events) = Journal::read(&study_dir)?;
             let mut study = Study::new(header.clone());

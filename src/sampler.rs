@@ -48,6 +48,24 @@ pub trait Sampler {
     fn tell(&mut self, config: &Config, value: f64, variance: f64) -> Result<()>;
 }
 
+impl Sampler for Box<dyn Sampler + Send> {
+    fn name(&self) -> String {
+        (**self).name()
+    }
+
+    fn ask(&mut self, pending: &[Config]) -> Result<Config> {
+        (**self).ask(pending)
+    }
+
+    fn ask_among(&mut self, candidates: &[Config], pending: &[Config]) -> Result<usize> {
+        (**self).ask_among(candidates, pending)
+    }
+
+    fn tell(&mut self, config: &Config, value: f64, variance: f64) -> Result<()> {
+        (**self).tell(config, value, variance)
+    }
+}
+
 /// How pending evaluations enter the GP.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Pending {

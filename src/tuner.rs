@@ -117,6 +117,8 @@ pub struct Study {
     pub epochs_used: usize,
     /// Time of the last event.
     pub elapsed: f64,
+    /// Trials in the order they ended, with the epochs used by then.
+    pub ends: Vec<(usize, usize)>,
     /// The incumbent's trial and final score.
     incumbent: Option<(usize, f64)>,
 }
@@ -129,6 +131,7 @@ impl Study {
             trials: Vec::new(),
             epochs_used: 0,
             elapsed: 0.0,
+            ends: Vec::new(),
             incumbent: None,
         }
     }
@@ -225,6 +228,9 @@ impl Study {
             } => {
                 let metric = self.header.metric;
                 if let Some(r) = self.trials.get_mut(*trial) {
+                    if r.status.is_none() {
+                        self.ends.push((*trial, self.epochs_used));
+                    }
                     r.status = Some(*status);
                     r.told = value.map(|v| (v, variance.unwrap_or(0.0)));
                     r.message = message.clone();

@@ -114,6 +114,16 @@ pub trait StoppingPolicy: Send {
     fn check(&mut self, trial: usize, study: &StudyView) -> Check;
 }
 
+impl StoppingPolicy for Box<dyn StoppingPolicy> {
+    fn name(&self) -> &'static str {
+        (**self).name()
+    }
+
+    fn check(&mut self, trial: usize, study: &StudyView) -> Check {
+        (**self).check(trial, study)
+    }
+}
+
 /// Every trial runs to the horizon.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct NoStopping;
