@@ -41,7 +41,7 @@ def ensure_venv():
         return
     if not os.path.exists(py):
         subprocess.check_call([sys.executable, "-m", "venv", VENV])
-        subprocess.check_call([py, "-m", "pip", "install", "-q", "scikit-optimize", "optuna", "torch"])
+        subprocess.check_call([py, "-m", "pip", "install", "-q", "scikit-optimize", "optuna", "torch", "greenlet"])
     os.execv(py, [py] + sys.argv)
 
 

@@ -139,7 +139,6 @@ impl Progress {
             Event::End {
                 trial,
                 status,
-                value,
                 message,
                 ..
             } => {
@@ -170,7 +169,7 @@ impl Progress {
                         };
                         format!(
                             "trial {trial} stopped after epoch {n}: score {:.4}{why}",
-                            value.unwrap_or(f64::NAN)
+                            r.scores.last().copied().unwrap_or(f64::NAN)
                         )
                     }
                     Status::Failed => format!(

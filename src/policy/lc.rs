@@ -7,6 +7,10 @@ use crate::curve::{PredictorConfig, StoppingRule};
 /// incumbent: `P(y_T better than y_best | y_1..y_n) < threshold`, with the
 /// posterior of [`crate::curve`].
 ///
+/// A *fallback* forecast — no curve family describes the prefix, which
+/// happens to short, noisy prefixes and to curves that get worse — carries no
+/// extrapolation (it centres on the last value), so it never stops a trial.
+///
 /// The rule is checked after epochs `min_epochs`, `min_epochs + every`,
 /// `min_epochs + 2·every`, ... and never while there is no incumbent or when
 /// the trial has already beaten it ([`StoppingRule`]'s guards). A check
@@ -86,7 +90,10 @@ impl StoppingPolicy for LearningCurve {
             let last = forecast.final_value();
             let p = last.prob_better(best);
             Assessment {
-                stop: rule.decide_with(p).should_stop(),
+                // A fallback forecast (no family describes the prefix, as
+                // happens to short, noisy prefixes) is not an
+                // extrapolation: it never stops a trial.
+                stop: !forecast.is_fallback() && rule.decide_with(p).should_stop(),
                 p_better: Some(p),
                 final_value: Some((last.mean(), last.std().powi(2))),
                 band: forecast.band(n + 1, horizon, 0.05, 0.95),
@@ -150,6 +157,21 @@ mod tests {
         assert_eq!(a.band.len(), t - 8);
         let a = run(p.check(2, &s)).expect("an assessment");
         assert!(!a.stop, "{a:?}");
+    }
+
+    #[test]
+    fn a_fallback_forecast_never_stops() {
+        let t = 30;
+        let done: Vec<f64> = (1..=t)
+            .map(|e| 0.9 - 0.5 * (-(e as f64) / 4.0).exp())
+            .collect();
+        // Three noisy points: too few for any family (2 parameters + 2).
+        let curves = vec![done, vec![0.30, 0.20, 0.25]];
+        let v = views(&curves, t);
+        let s = study(Metric::Accuracy, t, &v);
+        let a = run(quick().check(1, &s)).expect("an assessment");
+        assert!(a.p_better.unwrap() < 0.05, "{a:?}");
+        assert!(!a.stop);
     }
 
     #[test]
