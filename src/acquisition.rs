@@ -240,18 +240,25 @@ pub fn maximise(
         .collect()
 }
 
-/// The candidate with the largest acquisition value; `None` without candidates.
+/// For each arm, the index of the candidate with the largest acquisition
+/// value (0 without candidates); the GP's predictions are shared.
 pub fn maximise_over(
-    acq: Acquisition,
+    arms: &[Acquisition],
     gp: &Gp,
     ctx: &Context,
     candidates: &[Vec<f64>],
-) -> Option<(usize, f64)> {
-    gp.predict_many(candidates)
-        .into_iter()
-        .enumerate()
-        .map(|(i, (m, v))| (i, acq.value(m, v, ctx)))
-        .max_by(|a, b| a.1.total_cmp(&b.1))
+) -> Vec<usize> {
+    let predictions = gp.predict_many(candidates);
+    arms.iter()
+        .map(|acq| {
+            predictions
+                .iter()
+                .enumerate()
+                .map(|(i, &(m, v))| (i, acq.value(m, v, ctx)))
+                .max_by(|a, b| a.1.total_cmp(&b.1))
+                .map_or(0, |(i, _)| i)
+        })
+        .collect()
 }
 
 /// The `i`-th point of the scrambled Sobol sequence in `[0, 1)^d` (Owen

@@ -31,6 +31,9 @@ use crate::error::{Error, Result};
 use crate::gp::{Gp, Hyperparameters};
 use crate::space::{Config, Space};
 
+/// Candidates scored at most by one finite-candidate ask.
+const MAX_CANDIDATES: usize = 512;
+
 /// Proposes configurations and learns from their results (minimisation).
 pub trait Sampler {
     /// A short description for journals and tables (`"gp-hedge(ucb,pi)"`, `"random"`).
@@ -87,6 +90,10 @@ pub struct GpSettings {
     pub maximiser: Maximiser,
     pub pending: Pending,
     pub seed: u64,
+    /// Observations the GP is fitted to at most (see `GpSampler::data`):
+    /// the fit costs `O(n³)`, and a study that stops most runs early
+    /// reports many noisy predicted values.
+    pub max_observations: usize,
 }
 
 impl Default for GpSettings {
@@ -102,6 +109,7 @@ impl Default for GpSettings {
             maximiser: Maximiser::default(),
             pending: Pending::KrigingBeliever,
             seed: 0,
+            max_observations: 300,
         }
     }
 }
@@ -189,11 +197,42 @@ impl GpSampler {
             .map(|(o, m)| (self.space.decode(&o.x), m))
     }
 
+    /// The observations the GP is fitted to: all of them up to
+    /// `max_observations`; beyond, every exact one (completed runs) and, of
+    /// the noisy ones (predicted final values of stopped runs), the best
+    /// half of the remaining room (where the optimiser looks) and an even
+    /// spread of the rest in the order they came (which keeps the model
+    /// honest about bad regions). Deterministic.
     fn data(&self) -> (Vec<Vec<f64>>, Vec<f64>, Vec<f64>) {
+        let n = self.observations.len();
+        let cap = self.settings.max_observations.max(2);
+        let keep: Vec<usize> = if n <= cap {
+            (0..n).collect()
+        } else {
+            let (exact, mut noisy): (Vec<usize>, Vec<usize>) =
+                (0..n).partition(|&i| self.observations[i].var == 0.0);
+            let mut keep: Vec<usize> = exact.iter().rev().take(cap).copied().collect();
+            let room = cap - keep.len();
+            noisy.sort_by(|&a, &b| self.observations[a].y.total_cmp(&self.observations[b].y));
+            let best = room.div_ceil(2).min(noisy.len());
+            keep.extend(&noisy[..best]);
+            let mut rest: Vec<usize> = noisy[best..].to_vec();
+            rest.sort_unstable();
+            let spread = room - best;
+            if spread > 0 && !rest.is_empty() {
+                let step = rest.len() as f64 / spread as f64;
+                keep.extend((0..spread.min(rest.len())).map(|k| rest[(k as f64 * step) as usize]));
+            }
+            keep.sort_unstable();
+            keep.dedup();
+            keep
+        };
         (
-            self.observations.iter().map(|o| o.x.clone()).collect(),
-            self.observations.iter().map(|o| o.y).collect(),
-            self.observations.iter().map(|o| o.var).collect(),
+            keep.iter()
+                .map(|&i| self.observations[i].x.clone())
+                .collect(),
+            keep.iter().map(|&i| self.observations[i].y).collect(),
+            keep.iter().map(|&i| self.observations[i].var).collect(),
         )
     }
 
@@ -206,7 +245,7 @@ impl GpSampler {
     /// optimisation: with 200 observations, about 1 ms instead of 50).
     fn fit(&mut self) -> Option<Gp> {
         let (x, y, v) = self.data();
-        let n = x.len();
+        let n = self.observations.len();
         let gp = match &self.hyper {
             Some(h) if n > 50 && (n as f64) < 1.05 * self.hyper_at as f64 => {
                 Gp::fit_with(&x, &y, &v, h).ok()?
@@ -385,11 +424,24 @@ impl Sampler for GpSampler {
         };
         let gp = self.with_fantasies(gp, &pending);
         let ctx = self.context(&gp);
-        let picks: Vec<usize> = self
-            .settings
-            .arms
-            .iter()
-            .map(|&arm| acquisition::maximise_over(arm, &gp, &ctx, &cands).map_or(0, |(i, _)| i))
+        // At most `MAX_CANDIDATES` candidates are scored: a seeded random
+        // subset of a larger pool.
+        let subset: Vec<usize> = if cands.len() > MAX_CANDIDATES {
+            let mut idx: Vec<usize> = (0..cands.len()).collect();
+            for i in 0..MAX_CANDIDATES {
+                let j = self.rng.random_range(i..idx.len());
+                idx.swap(i, j);
+            }
+            idx.truncate(MAX_CANDIDATES);
+            idx.sort_unstable();
+            idx
+        } else {
+            (0..cands.len()).collect()
+        };
+        let scored: Vec<Vec<f64>> = subset.iter().map(|&i| cands[i].clone()).collect();
+        let picks: Vec<usize> = acquisition::maximise_over(&self.settings.arms, &gp, &ctx, &scored)
+            .into_iter()
+            .map(|k| subset[k])
             .collect();
         let chosen = self.choose();
         self.nominees = Some(picks.iter().map(|&i| cands[i].clone()).collect());

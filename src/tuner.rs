@@ -530,6 +530,8 @@ impl Controller {
         told: Option<(f64, f64)>,
         message: Option<String>,
     ) -> Result<()> {
+        // Only finite results reach the sampler.
+        let told = told.filter(|(v, var)| v.is_finite() && var.is_finite() && *var >= 0.0);
         if let Some((v, var)) = told {
             let config = self.study.trials[id].config.clone();
             self.sampler.tell(&config, self.sign() * v, var)?;

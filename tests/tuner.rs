@@ -613,3 +613,40 @@ fn the_command_line_resumes_and_reports_a_killed_study() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("journal.jsonl"));
 }
+
+/// Stops every trial after epoch 2 with a non-finite predicted final value.
+struct StopWithInfinity;
+
+impl StoppingPolicy for StopWithInfinity {
+    fn name(&self) -> &'static str {
+        "stop-with-infinity"
+    }
+
+    fn check(&mut self, trial: usize, study: &StudyView) -> Check {
+        if trial == 0 || study.trials[trial].scores.len() != 2 {
+            return Check::Continue;
+        }
+        Check::Assess(Box::new(|| Assessment {
+            stop: true,
+            p_better: Some(0.0),
+            final_value: Some((f64::INFINITY, f64::INFINITY)),
+            band: Vec::new(),
+        }))
+    }
+}
+
+#[test]
+fn a_non_finite_prediction_does_not_reach_the_sampler() {
+    let log = Arc::new(Log::default());
+    // The GP sampler refuses non-finite observations: the study must not
+    // hand it one.
+    let study = Tuner::new(space(), Metric::Accuracy, 5)
+        .policy(StopWithInfinity)
+        .seed(3)
+        .budget(trials(4))
+        .output(Output::Quiet)
+        .simulate(|c, ctx| Ok::<_, TrialError>(Synthetic::new(c, ctx, Duration::ZERO, None, &log)))
+        .unwrap();
+    assert_eq!(study.count(Some(Status::Stopped)), 3);
+    assert!(study.trials[1..].iter().all(|t| t.told.is_none()));
+}

@@ -89,18 +89,53 @@ impl StoppingPolicy for LearningCurve {
             };
             let last = forecast.final_value();
             let p = last.prob_better(best);
+            // A fallback forecast (no family describes the prefix, as
+            // happens to short, noisy prefixes) is not an extrapolation: it
+            // never stops a trial.
+            let stop = !forecast.is_fallback() && rule.decide_with(p).should_stop();
+            // What a stopped trial reports to the sampler: the predictive
+            // median and a Gaussian spread matching its 90% interval (a
+            // loss's predictive mean can be infinite: its model-space
+            // mixture puts mass near zero, which is an infinite loss).
+            let final_value = stop
+                .then(|| {
+                    let (q05, q50, q95) =
+                        (last.quantile(0.05), last.quantile(0.5), last.quantile(0.95));
+                    let spread = (q95 - q05) / (2.0 * 1.6448536269514722);
+                    (q50, spread * spread)
+                })
+                .filter(|(m, v)| m.is_finite() && v.is_finite());
+            // The band is for the report's plot of a stopped trial: at most
+            // `BAND_POINTS` epochs, since each costs three quantiles of a
+            // mixture of thousands of components.
+            let band = if stop {
+                let step = (horizon - n).div_ceil(BAND_POINTS).max(1);
+                let mut epochs: Vec<usize> = (n + 1..=horizon).step_by(step).collect();
+                if epochs.last() != Some(&horizon) {
+                    epochs.push(horizon);
+                }
+                epochs
+                    .into_iter()
+                    .map(|e| {
+                        let q = forecast.at(e);
+                        (e, q.quantile(0.05), q.quantile(0.5), q.quantile(0.95))
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            };
             Assessment {
-                // A fallback forecast (no family describes the prefix, as
-                // happens to short, noisy prefixes) is not an
-                // extrapolation: it never stops a trial.
-                stop: !forecast.is_fallback() && rule.decide_with(p).should_stop(),
+                stop,
                 p_better: Some(p),
-                final_value: Some((last.mean(), last.std().powi(2))),
-                band: forecast.band(n + 1, horizon, 0.05, 0.95),
+                final_value,
+                band,
             }
         }))
     }
 }
+
+/// Epochs of the band a stop records at most.
+const BAND_POINTS: usize = 10;
 
 /// A seed for the prediction of `trial` after `epoch` (SplitMix64 finaliser
 /// over the three numbers).
@@ -154,7 +189,9 @@ mod tests {
         assert!(a.stop, "{a:?}");
         let (mean, var) = a.final_value.unwrap();
         assert!((mean - 0.5).abs() < 0.05 && var > 0.0, "{mean} {var}");
-        assert_eq!(a.band.len(), t - 8);
+        assert!((2..=BAND_POINTS + 1).contains(&a.band.len()));
+        assert_eq!(a.band[0].0, 9);
+        assert_eq!(a.band.last().unwrap().0, t);
         let a = run(p.check(2, &s)).expect("an assessment");
         assert!(!a.stop, "{a:?}");
     }

@@ -76,10 +76,11 @@ pub struct Assessment {
     pub stop: bool,
     /// `P(final value better than the incumbent)`, if the policy computed it.
     pub p_better: Option<f64>,
-    /// Predicted final value (mean) and its predictive variance, if any; a
-    /// stopped trial is reported to the sampler with these.
+    /// Predicted final value and its predictive variance (finite), if any;
+    /// a stopped trial is reported to the sampler with these.
     pub final_value: Option<(f64, f64)>,
-    /// A band over the remaining epochs, `(epoch, q05, median, q95)`.
+    /// For a stop, a band over the remaining epochs, `(epoch, q05, median,
+    /// q95)`, for plots (empty otherwise).
     pub band: Vec<(usize, f64, f64, f64)>,
 }
 
