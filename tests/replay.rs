@@ -1,0 +1,93 @@
+//! `foresight replay` end to end on a user's CSV log.
+
+use std::process::Command;
+
+/// A log of 40 trials × 8 epochs: a loss that levels off at a level set by
+/// the learning rate, and one trial that diverges.
+fn write_log(path: &std::path::Path) {
+    let mut text = String::from("trial,epoch,value,lr,optimizer\n");
+    for t in 0..40 {
+        let lr = 10f64.powf(-4.0 + 3.0 * t as f64 / 39.0);
+        let opt = if t % 2 == 0 { "adam" } else { "sgd" };
+        let floor = 0.2 + (lr.log10() + 2.5).powi(2) * 0.1;
+        for e in 1..=8 {
+            let v = if t == 7 && e >= 5 {
+                "nan".to_string()
+            } else {
+                format!("{}", floor + 0.8 * (-(e as f64) / 2.0).exp())
+            };
+            text += &format!("t{t},{e},{v},{lr},{opt}\n");
+        }
+    }
+    std::fs::write(path, text).unwrap();
+}
+
+#[test]
+fn replay_of_a_csv_log_prints_protocol_r_json() {
+    let dir = std::env::temp_dir().join(format!("foresight-replay-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let log = dir.join("runs.csv");
+    write_log(&log);
+    let out = Command::new(env!("CARGO_BIN_EXE_foresight"))
+        .args([
+            "replay",
+            "--curves",
+            log.to_str().unwrap(),
+            "--metric",
+            "loss",
+        ])
+        .args([
+            "--sampler",
+            "random,gp",
+            "--policy",
+            "median,asha",
+            "--seeds",
+            "2",
+            "--json",
+        ])
+        .args(["--out", dir.join("out").to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let runs = json["runs"].as_array().unwrap();
+    // 2 samplers × 3 policies (none is always run) × 2 seeds.
+    assert_eq!(runs.len(), 12);
+    for r in runs {
+        for key in [
+            "source", "task", "sampler", "policy", "seed", "T", "budget", "r_5T", "r_10T", "r_20T",
+            "r_50T",
+        ] {
+            assert!(!r[key].is_null(), "{key} missing");
+        }
+        assert_eq!(r["T"], 8);
+        assert_eq!(r["budget"], 400);
+        assert_eq!(r["task"], "runs");
+        assert!(r["traj"].is_array());
+        assert!(r["epochs_to_r0.1"].is_number() || r["epochs_to_r0.1"] == "inf");
+    }
+    // A pool of 40 is used up before the budget of 50·T without stopping.
+    let none = runs.iter().find(|r| r["policy"] == "none").unwrap();
+    assert_eq!(none["trials_started"], 40);
+    assert_eq!(none["r_50T"], 0.0);
+    let summary = json["summary"].as_array().unwrap();
+    assert_eq!(summary.len(), 6);
+    assert!(summary.iter().all(|s| s["speedup"].is_number()));
+    assert!(dir.join("out/summary.md").exists());
+    assert!(
+        std::fs::read_to_string(dir.join("out/regret.svg"))
+            .unwrap()
+            .contains("<svg")
+    );
+    // A CSV without --metric is refused with a clear message.
+    let out = Command::new(env!("CARGO_BIN_EXE_foresight"))
+        .args(["replay", "--curves", log.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--metric"));
+}
