@@ -26,6 +26,7 @@ pub mod protocol;
 pub mod replay;
 pub mod report;
 pub mod sampler;
+pub mod seed;
 pub mod space;
 pub mod trainable;
 pub mod tuner;

@@ -47,6 +47,7 @@ use crate::policy::{
 };
 use crate::progress::{Output, Progress};
 use crate::sampler::{GpSampler, GpSettings, Sampler};
+use crate::seed;
 use crate::space::{Config, Space};
 use crate::trainable::{Trainable, TrialContext, TrialError};
 
@@ -644,10 +645,7 @@ fn record_command(dir: &Path) -> Result<()> {
 
 /// The seed of trial `id` (SplitMix64 of the study seed and the number).
 fn trial_seed(seed: u64, id: usize) -> u64 {
-    let mut z = seed ^ (id as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
+    seed::mix64(seed ^ (id as u64 + 1).wrapping_mul(seed::GOLDEN))
 }
 
 fn trial_dir(root: &Path, id: usize) -> PathBuf {

@@ -174,10 +174,7 @@ impl StoppingPolicy for Hyperband {
 
 /// SplitMix64 of a seed and a number.
 fn hash(seed: u64, x: u64) -> u64 {
-    let mut z = seed.wrapping_add(x.wrapping_mul(0x9E37_79B9_7F4A_7C15));
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
+    crate::seed::mix64(seed.wrapping_add(x.wrapping_mul(crate::seed::GOLDEN)))
 }
 
 #[cfg(test)]

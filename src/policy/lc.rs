@@ -140,12 +140,9 @@ const BAND_POINTS: usize = 10;
 /// A seed for the prediction of `trial` after `epoch` (SplitMix64 finaliser
 /// over the three numbers).
 fn mix(seed: u64, trial: u64, epoch: u64) -> u64 {
-    let mut z = seed
-        ^ trial.wrapping_mul(0x9E37_79B9_7F4A_7C15)
-        ^ epoch.wrapping_mul(0xD1B5_4A32_D192_ED03);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
+    crate::seed::mix64(
+        seed ^ trial.wrapping_mul(crate::seed::GOLDEN) ^ epoch.wrapping_mul(0xD1B5_4A32_D192_ED03),
+    )
 }
 
 #[cfg(test)]
