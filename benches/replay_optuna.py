@@ -4,7 +4,11 @@
 
     python3 benches/replay_optuna.py --curves FILE [--curves FILE ...]
         [--tasks-per-source N] [--seeds 10] [--samplers random,tpe]
-        [--pruners nop,median,sha,hyperband] [--out FILE]
+        [--pruners nop,median,sha,hyperband] [--out FILE [--resume]]
+
+With --out, the file is rewritten after each task (runs so far and their
+summary), so a long benchmark loses at most one task when interrupted;
+--resume keeps the runs already in it and runs only the missing ones.
 
 Creates its own virtual environment (target/py-replay) with Optuna.
 
@@ -98,6 +102,9 @@ class Pool:
                 self.categorical.append(name)
                 cols[name] = [str(v) for v in vals]
         self.encoded = [{n: cols[n][i] for n in names} for i in range(len(rows))]
+        import numpy as np
+        self.num = np.array([[cols[n][i] for n in self.numeric] for i in range(len(rows))]).reshape(len(rows), -1)
+        self.cat = {n: np.array(cols[n], dtype=object) for n in self.categorical}
         worst = -math.inf if self.higher else math.inf
         self.finals = [c[-1] if all(math.isfinite(v) for v in c) else worst for c in self.curves]
         best_first = sorted(self.finals, reverse=self.higher)
@@ -115,12 +122,15 @@ class Pool:
         return a > b if self.higher else a < b
 
     def nearest(self, params, unused):
-        def dist(i):
-            c = self.encoded[i]
-            d = sum((params[n] - c[n]) ** 2 for n in self.numeric)
-            d += sum(1.0 for n in self.categorical if params[n] != c[n])
-            return d
-        return min(unused, key=dist)
+        """Index of the nearest configuration among those `unused` (a
+        boolean mask); ties go to the lowest index."""
+        import numpy as np
+        p = np.array([params[n] for n in self.numeric])
+        d = ((self.num - p) ** 2).sum(axis=1)
+        for n in self.categorical:
+            d = d + (self.cat[n] != params[n])
+        d = np.where(unused, d, np.inf)
+        return int(np.argmin(d))
 
 
 def run_one(optuna, pool, sampler_name, pruner_name, seed):
@@ -138,14 +148,15 @@ def run_one(optuna, pool, sampler_name, pruner_name, seed):
     }[pruner_name]()
     direction = "maximize" if pool.higher else "minimize"
     study = optuna.create_study(study_name=f"seed-{seed}", sampler=sampler, pruner=pruner, direction=direction)
-    unused = set(range(len(pool.curves)))
+    import numpy as np
+    unused = np.ones(len(pool.curves), dtype=bool)
     used, inc, traj = 0, None, []
     started = stopped = false_stops = 0
     from optuna.trial import TrialState, create_trial
-    while used < budget and unused:
+    while used < budget and unused.any():
         trial = study.ask(dists)
-        i = pool.nearest(trial.params, sorted(unused))
-        unused.discard(i)
+        i = pool.nearest(trial.params, unused)
+        unused[i] = False
         started += 1
         curve = pool.curves[i]
         values, state, cut = {}, None, False
@@ -252,42 +263,70 @@ def jsonable(x):
     return x
 
 
+def unjsonable(x):
+    """Inverse of `jsonable`: the string "inf" back to infinity."""
+    if x == "inf":
+        return math.inf
+    if isinstance(x, dict):
+        return {k: unjsonable(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [unjsonable(v) for v in x]
+    return x
+
+
 def main():
     ensure_venv()
     import optuna
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     ap = argparse.ArgumentParser()
     ap.add_argument("--curves", action="append", required=True)
+    ap.add_argument("--task", action="append", default=None, help="only these tasks (repeat)")
     ap.add_argument("--tasks-per-source", type=int, default=None)
     ap.add_argument("--seeds", type=int, default=10)
     ap.add_argument("--samplers", default="random,tpe")
     ap.add_argument("--pruners", default="nop,median,sha,hyperband")
     ap.add_argument("--out", default=None)
+    ap.add_argument("--resume", action="store_true", help="keep the runs already in --out")
     args = ap.parse_args()
+    if args.resume and not args.out:
+        ap.error("--resume needs --out")
     groups = {}
     for path in args.curves:
         for row in read_curves(path):
             groups.setdefault((row["source"], row["task"]), []).append(row)
     pools, per_source = [], {}
     for (src, task), rows in groups.items():
+        if args.task is not None and task not in args.task:
+            continue
         if args.tasks_per_source is not None and per_source.get(src, 0) >= args.tasks_per_source:
             continue
         per_source[src] = per_source.get(src, 0) + 1
         pools.append(Pool(rows))
     runs = []
+    if args.resume and os.path.exists(args.out):
+        with open(args.out) as fh:
+            runs = [unjsonable(r) for r in json.load(fh)["runs"]]
+    done = {(r["task"], r["sampler"], r["policy"], r["seed"]) for r in runs}
+
+    def write():
+        text = json.dumps(jsonable({"runs": runs, "summary": summarise(runs)}))
+        if args.out:
+            tmp = args.out + ".tmp"
+            with open(tmp, "w") as fh:
+                fh.write(text)
+            os.replace(tmp, args.out)
+        return text
+
     t0 = time.time()
     for pool in pools:
         for s in args.samplers.split(","):
             for p in args.pruners.split(","):
                 for seed in range(args.seeds):
-                    runs.append(run_one(optuna, pool, s, p, seed))
+                    if (pool.task, f"optuna-{s}", p, seed) not in done:
+                        runs.append(run_one(optuna, pool, s, p, seed))
             print(f"{pool.task} {s} done ({time.time() - t0:.0f} s)", file=sys.stderr, flush=True)
-    text = json.dumps(jsonable({"runs": runs, "summary": summarise(runs)}))
-    if args.out:
-        with open(args.out, "w") as fh:
-            fh.write(text)
-    print(text)
-
+        write()
+    print(write())
 
 if __name__ == "__main__":
     main()

@@ -114,7 +114,10 @@ enum Command {
         /// Print one JSON object (protocol R's format).
         #[arg(long)]
         json: bool,
-        /// Also write a markdown table and a regret plot into this folder.
+        /// Also write a markdown table and a regret plot into this folder,
+        /// and keep every finished run in its runs.jsonl: a replay
+        /// interrupted and started again with the same folder reuses them
+        /// (delete runs.jsonl after changing foresight itself).
         #[arg(long)]
         out: Option<PathBuf>,
     },
@@ -216,9 +219,64 @@ fn run(cli: Cli) -> foresight::Result<()> {
                 .expect("valid template"),
             );
             let started = std::time::Instant::now();
-            let runs = replay::run_all(&pools, &samplers, &policies, seeds, workers, |done| {
-                bar.set_position(done as u64)
-            })?;
+            // With --out, every finished run is appended to runs.jsonl at
+            // once, and runs already there are reused: an interrupted replay
+            // resumes where it stopped.
+            let (done, log) = match &out {
+                Some(dir) => {
+                    let path = dir.join("runs.jsonl");
+                    let done = replay::read_runs(&path)?;
+                    let io = |source| foresight::Error::Io {
+                        path: path.clone(),
+                        source,
+                    };
+                    std::fs::create_dir_all(dir).map_err(io)?;
+                    let file = std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(&path)
+                        .map_err(io)?;
+                    (done, Some(std::sync::Mutex::new((file, path))))
+                }
+                None => (Vec::new(), None),
+            };
+            let reused = std::sync::atomic::AtomicUsize::new(0);
+            let failed = std::sync::Mutex::new(None);
+            let runs = replay::run_all(
+                &pools,
+                &samplers,
+                &policies,
+                seeds,
+                workers,
+                &done,
+                |run, new| {
+                    bar.inc(1);
+                    if !new {
+                        reused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    } else if let Some(log) = &log {
+                        use std::io::Write;
+                        let mut guard = log.lock().unwrap_or_else(|e| e.into_inner());
+                        let (file, path) = &mut *guard;
+                        let line = format!("{}\n", serde_json::to_string(run).unwrap_or_default());
+                        if let Err(source) = file.write_all(line.as_bytes()) {
+                            failed
+                                .lock()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .get_or_insert(foresight::Error::Io {
+                                    path: path.clone(),
+                                    source,
+                                });
+                        }
+                    }
+                },
+            )?;
+            if let Some(e) = failed.into_inner().unwrap_or_else(|e| e.into_inner()) {
+                return Err(e);
+            }
+            let reused = reused.into_inner();
+            if reused > 0 {
+                eprintln!("{reused} runs reused from the --out folder's runs.jsonl");
+            }
             bar.finish_and_clear();
             let summary = replay::summarise(&runs);
             if let Some(dir) = &out {

@@ -18,7 +18,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::acquisition::Acquisition;
 use crate::curve::Metric;
@@ -327,34 +327,60 @@ impl Trainable for LoggedCurve<'_> {
 }
 
 /// The figures of one replayed tuning run (protocol R).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunFigures {
     pub source: String,
     pub task: String,
     pub sampler: String,
     pub policy: String,
     pub seed: u64,
+    /// Simulated parallel workers.
+    pub workers: usize,
     #[serde(rename = "T")]
     pub horizon: usize,
     pub budget: usize,
     /// Regret after 5T, 10T, 20T and 50T epochs.
-    #[serde(rename = "r_5T", serialize_with = "finite_or_inf")]
+    #[serde(
+        rename = "r_5T",
+        serialize_with = "finite_or_inf",
+        deserialize_with = "de_inf"
+    )]
     pub r_5t: f64,
-    #[serde(rename = "r_10T", serialize_with = "finite_or_inf")]
+    #[serde(
+        rename = "r_10T",
+        serialize_with = "finite_or_inf",
+        deserialize_with = "de_inf"
+    )]
     pub r_10t: f64,
-    #[serde(rename = "r_20T", serialize_with = "finite_or_inf")]
+    #[serde(
+        rename = "r_20T",
+        serialize_with = "finite_or_inf",
+        deserialize_with = "de_inf"
+    )]
     pub r_20t: f64,
-    #[serde(rename = "r_50T", serialize_with = "finite_or_inf")]
+    #[serde(
+        rename = "r_50T",
+        serialize_with = "finite_or_inf",
+        deserialize_with = "de_inf"
+    )]
     pub r_50t: f64,
-    #[serde(rename = "epochs_to_r0.1", serialize_with = "finite_or_inf")]
+    #[serde(
+        rename = "epochs_to_r0.1",
+        serialize_with = "finite_or_inf",
+        deserialize_with = "de_inf"
+    )]
     pub epochs_to_r01: f64,
-    #[serde(rename = "epochs_to_r0.01", serialize_with = "finite_or_inf")]
+    #[serde(
+        rename = "epochs_to_r0.01",
+        serialize_with = "finite_or_inf",
+        deserialize_with = "de_inf"
+    )]
     pub epochs_to_r001: f64,
     pub trials_started: usize,
     pub trials_stopped: usize,
     pub false_stops: usize,
     /// `(epochs, regret)` at every change of the regret.
-    #[serde(serialize_with = "traj_inf")]
+    #[serde(serialize_with = "traj_inf", deserialize_with = "de_traj")]
     pub traj: Vec<(usize, f64)>,
 }
 
@@ -390,6 +416,39 @@ pub fn finite_or_inf<S: serde::Serializer>(v: &f64, s: S) -> std::result::Result
     } else {
         s.serialize_str("inf")
     }
+}
+
+/// A number, or `"inf"` (what [`finite_or_inf`] writes).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum NumberOrInf {
+    Number(f64),
+    Text(String),
+}
+
+impl NumberOrInf {
+    fn value<E: serde::de::Error>(self) -> std::result::Result<f64, E> {
+        match self {
+            NumberOrInf::Number(v) => Ok(v),
+            NumberOrInf::Text(t) if t == "inf" => Ok(f64::INFINITY),
+            NumberOrInf::Text(t) => Err(E::custom(format!(
+                "expected a number or \"inf\", got {t:?}"
+            ))),
+        }
+    }
+}
+
+fn de_inf<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<f64, D::Error> {
+    NumberOrInf::deserialize(d)?.value()
+}
+
+fn de_traj<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Vec<(usize, f64)>, D::Error> {
+    Vec::<(usize, NumberOrInf)>::deserialize(d)?
+        .into_iter()
+        .map(|(e, r)| Ok((e, r.value()?)))
+        .collect()
 }
 
 fn traj_inf<S: serde::Serializer>(
@@ -475,6 +534,7 @@ pub fn run(
         sampler: sampler_name,
         policy: policy_name,
         seed,
+        workers,
         horizon: t,
         budget,
         r_5t: regret_at(&traj, 5 * t),
@@ -645,13 +705,29 @@ impl PolicyKind {
 pub struct Summary {
     pub sampler: String,
     pub policy: String,
-    #[serde(rename = "r_10T", serialize_with = "finite_or_inf")]
+    #[serde(
+        rename = "r_10T",
+        serialize_with = "finite_or_inf",
+        deserialize_with = "de_inf"
+    )]
     pub r_10t: f64,
-    #[serde(rename = "r_20T", serialize_with = "finite_or_inf")]
+    #[serde(
+        rename = "r_20T",
+        serialize_with = "finite_or_inf",
+        deserialize_with = "de_inf"
+    )]
     pub r_20t: f64,
-    #[serde(rename = "r_50T", serialize_with = "finite_or_inf")]
+    #[serde(
+        rename = "r_50T",
+        serialize_with = "finite_or_inf",
+        deserialize_with = "de_inf"
+    )]
     pub r_50t: f64,
-    #[serde(rename = "epochs_to_r0.1", serialize_with = "finite_or_inf")]
+    #[serde(
+        rename = "epochs_to_r0.1",
+        serialize_with = "finite_or_inf",
+        deserialize_with = "de_inf"
+    )]
     pub epochs_to_r01: f64,
     /// Against `none` with the same sampler (`NaN` if `none` was not run).
     #[serde(serialize_with = "finite_or_inf")]
@@ -728,14 +804,18 @@ pub fn summarise(runs: &[RunFigures]) -> Vec<Summary> {
 }
 
 /// Every (pool, sampler, policy, seed) run, in parallel over runs (each run
-/// on one thread); `progress` is called with the number of runs done.
+/// on one thread), in that order. A run found in `done` (same task,
+/// sampler, policy, seed and workers) is taken from there instead of being
+/// replayed again; `on_run` is called with each run as it is done and
+/// whether it is new (`false`: taken from `done`).
 pub fn run_all(
     pools: &[Pool],
     samplers: &[SamplerKind],
     policies: &[PolicyKind],
     seeds: u64,
     workers: usize,
-    progress: impl Fn(usize) + Sync,
+    done: &[RunFigures],
+    on_run: impl Fn(&RunFigures, bool) + Sync,
 ) -> Result<Vec<RunFigures>> {
     use rayon::prelude::*;
     let mut jobs = Vec::new();
@@ -748,18 +828,66 @@ pub fn run_all(
             }
         }
     }
-    let done = std::sync::atomic::AtomicUsize::new(0);
     jobs.par_iter()
         .map(|&(p, s, pol, seed)| {
             let pool = &pools[p];
+            let previous = done.iter().find(|r| {
+                r.source == pool.source
+                    && r.task == pool.task
+                    && r.sampler == s.name()
+                    && r.policy == pol.name()
+                    && r.seed == seed
+                    && r.workers == workers
+            });
+            if let Some(r) = previous {
+                on_run(r, false);
+                return Ok(r.clone());
+            }
             let sampler = s.build(&pool.space, seed)?;
             let (mut fig, _) = run(pool, sampler, pol.build(seed), seed, workers)?;
             fig.sampler = s.name().to_string();
             fig.policy = pol.name().to_string();
-            progress(done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1);
+            on_run(&fig, true);
             Ok(fig)
         })
         .collect()
+}
+
+/// Runs recorded one JSON object per line (what `foresight replay --out`
+/// keeps in `runs.jsonl`, so that an interrupted replay resumes). A missing
+/// file holds no runs; a truncated last line (a run cut off while being
+/// written) is dropped; damage elsewhere is an error naming the line.
+pub fn read_runs(path: &std::path::Path) -> Result<Vec<RunFigures>> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => {
+            return Err(Error::Io {
+                path: path.to_path_buf(),
+                source,
+            });
+        }
+    };
+    let lines: Vec<&str> = text.lines().collect();
+    let mut runs = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        match serde_json::from_str(line) {
+            Ok(r) => runs.push(r),
+            Err(_) if i + 1 == lines.len() && !text.ends_with('\n') => {}
+            Err(e) => {
+                return Err(Error::Format {
+                    path: path.to_path_buf(),
+                    line: i + 1,
+                    field: String::new(),
+                    message: e.to_string(),
+                });
+            }
+        }
+    }
+    Ok(runs)
 }
 
 /// The summary as a markdown table.

@@ -243,11 +243,18 @@ impl GpSampler {
     /// 5% since the last estimate; in between the GP is refitted to all the
     /// data with the last estimate (one factorisation instead of an
     /// optimisation: with 200 observations, about 1 ms instead of 50).
+    /// Beyond `max_observations` the fitted set keeps its size and changes
+    /// slowly, so there the estimate is renewed after 20% growth.
     fn fit(&mut self) -> Option<Gp> {
         let (x, y, v) = self.data();
         let n = self.observations.len();
+        let growth = if n > self.settings.max_observations {
+            1.2
+        } else {
+            1.05
+        };
         let gp = match &self.hyper {
-            Some(h) if n > 50 && (n as f64) < 1.05 * self.hyper_at as f64 => {
+            Some(h) if n > 50 && (n as f64) < growth * self.hyper_at as f64 => {
                 Gp::fit_with(&x, &y, &v, h).ok()?
             }
             warm => {

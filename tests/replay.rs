@@ -83,6 +83,49 @@ fn replay_of_a_csv_log_prints_protocol_r_json() {
             .unwrap()
             .contains("<svg")
     );
+    // Interrupted: runs.jsonl lost its last four runs, the one before them
+    // half written. Run again, it replays only what is missing and prints
+    // what the uninterrupted replay printed.
+    let kept = dir.join("out/runs.jsonl");
+    let text = std::fs::read_to_string(&kept).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 12);
+    let mut cut = lines[..7].join("\n");
+    cut += "\n";
+    cut += &lines[7][..lines[7].len() / 2];
+    std::fs::write(&kept, cut).unwrap();
+    let again = Command::new(env!("CARGO_BIN_EXE_foresight"))
+        .args([
+            "replay",
+            "--curves",
+            log.to_str().unwrap(),
+            "--metric",
+            "loss",
+        ])
+        .args(["--sampler", "random,gp", "--policy", "median,asha"])
+        .args(["--seeds", "2", "--json"])
+        .args(["--out", dir.join("out").to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("7 runs reused"));
+    let json_again: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
+    assert_eq!(json_again, json);
+    // Damage before the last line is an error naming the line.
+    std::fs::write(&kept, "{not json}\n{}\n").unwrap();
+    let damaged = Command::new(env!("CARGO_BIN_EXE_foresight"))
+        .args([
+            "replay",
+            "--curves",
+            log.to_str().unwrap(),
+            "--metric",
+            "loss",
+        ])
+        .args(["--out", dir.join("out").to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!damaged.status.success());
+    assert!(String::from_utf8_lossy(&damaged.stderr).contains("line 1"));
     // A CSV without --metric is refused with a clear message.
     let out = Command::new(env!("CARGO_BIN_EXE_foresight"))
         .args(["replay", "--curves", log.to_str().unwrap()])

@@ -54,6 +54,21 @@ impl Predictive {
         }
     }
 
+    /// The mixture thinned evenly to at most `max` components (every k-th
+    /// one, weights renormalised): a coarser Monte Carlo estimate of the
+    /// same distribution when the components are posterior draws.
+    pub fn thinned(&self, max: usize) -> Predictive {
+        let n = self.components.len();
+        if n <= max.max(1) {
+            return self.clone();
+        }
+        let step = n.div_ceil(max.max(1));
+        Predictive::new(
+            self.components.iter().step_by(step).copied().collect(),
+            self.transform,
+        )
+    }
+
     /// Equally weighted components.
     pub(crate) fn equal(pairs: impl IntoIterator<Item = (f64, f64)>, transform: Transform) -> Self {
         let comps = pairs
@@ -120,7 +135,16 @@ impl Predictive {
     fn model_cdf(&self, y: f64) -> f64 {
         self.components
             .iter()
-            .map(|c| c.weight * normal_cdf((y - c.mu) / c.sigma))
+            .map(|c| {
+                let z = (y - c.mu) / c.sigma;
+                if z < -TAIL_Z {
+                    0.0
+                } else if z > TAIL_Z {
+                    c.weight
+                } else {
+                    c.weight * normal_cdf(z)
+                }
+            })
             .sum::<f64>()
             .clamp(0.0, 1.0)
     }
@@ -143,9 +167,15 @@ impl Predictive {
             .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), c| {
                 (lo.min(c.mu - 9.0 * c.sigma), hi.max(c.mu + 9.0 * c.sigma))
             });
-        // Safeguarded Newton: a Newton step on F(y) = q when it stays inside
-        // the bracket, bisection otherwise.
-        let mut y = 0.5 * (lo + hi);
+        // Safeguarded Newton on F(y) = q, started at the quantile of the
+        // moment-matched Gaussian: a Newton step when it stays inside the
+        // bracket, bisection otherwise.
+        let guess = self.model_mean() + self.model_std() * probit(qm);
+        let mut y = if guess > lo && guess < hi {
+            guess
+        } else {
+            0.5 * (lo + hi)
+        };
         for _ in 0..100 {
             let (cdf, pdf) = self.model_cdf_pdf(y);
             if cdf < qm {
@@ -171,6 +201,16 @@ impl Predictive {
         let (mut cdf, mut pdf) = (0.0, 0.0);
         for c in &self.components {
             let z = (y - c.mu) / c.sigma;
+            // Beyond 9 standard deviations a component's CDF is 0 or 1 and
+            // its density below 1e-17 of its peak (the bulk of a wide
+            // mixture: this skips most of the erfc calls).
+            if z < -TAIL_Z {
+                continue;
+            }
+            if z > TAIL_Z {
+                cdf += c.weight;
+                continue;
+            }
             cdf += c.weight * normal_cdf(z);
             pdf +=
                 c.weight * (-0.5 * z * z).exp() / (c.sigma * (2.0 * std::f64::consts::PI).sqrt());
@@ -211,6 +251,15 @@ impl Predictive {
         let sum: f64 = terms.iter().map(|t| (t - max).exp()).sum();
         max + sum.ln() + self.transform.ln_jacobian(y)
     }
+}
+
+/// Standard scores beyond which a Gaussian's CDF is taken as exactly 0 or 1
+/// (`Φ(-9) ≈ 1.1e-19`).
+const TAIL_Z: f64 = 9.0;
+
+/// The standard normal quantile `Φ⁻¹(q)`, `q` in `(0, 1)`.
+fn probit(q: f64) -> f64 {
+    -std::f64::consts::SQRT_2 * statrs::function::erf::erfc_inv(2.0 * q)
 }
 
 /// Standard normal CDF `Φ(z)`.

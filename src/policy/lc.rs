@@ -105,22 +105,15 @@ impl StoppingPolicy for LearningCurve {
                     (q50, spread * spread)
                 })
                 .filter(|(m, v)| m.is_finite() && v.is_finite());
-            // The band is for the report's plot of a stopped trial: at most
-            // `BAND_POINTS` epochs, since each costs three quantiles of a
-            // mixture of thousands of components.
+            // The band is for the report's plot of a stopped trial, at
+            // most `BAND_POINTS` epochs.
             let band = if stop {
                 let step = (horizon - n).div_ceil(BAND_POINTS).max(1);
                 let mut epochs: Vec<usize> = (n + 1..=horizon).step_by(step).collect();
                 if epochs.last() != Some(&horizon) {
                     epochs.push(horizon);
                 }
-                epochs
-                    .into_iter()
-                    .map(|e| {
-                        let q = forecast.at(e);
-                        (e, q.quantile(0.05), q.quantile(0.5), q.quantile(0.95))
-                    })
-                    .collect()
+                forecast.band(epochs, 0.05, 0.95)
             } else {
                 Vec::new()
             };
