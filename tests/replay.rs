@@ -22,13 +22,10 @@ fn write_log(path: &std::path::Path) {
     std::fs::write(path, text).unwrap();
 }
 
-#[test]
-fn replay_of_a_csv_log_prints_protocol_r_json() {
-    let dir = std::env::temp_dir().join(format!("foresight-replay-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let log = dir.join("runs.csv");
-    write_log(&log);
-    let out = Command::new(env!("CARGO_BIN_EXE_foresight"))
+/// `foresight replay` of the CSV `log` with two samplers, two policies and
+/// two seeds, writing into `dir/out`.
+fn replay(log: &std::path::Path, dir: &std::path::Path, extra: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_foresight"))
         .args([
             "replay",
             "--curves",
@@ -43,11 +40,20 @@ fn replay_of_a_csv_log_prints_protocol_r_json() {
             "median,asha",
             "--seeds",
             "2",
-            "--json",
         ])
         .args(["--out", dir.join("out").to_str().unwrap()])
+        .args(extra)
         .output()
-        .unwrap();
+        .unwrap()
+}
+
+#[test]
+fn replay_of_a_csv_log_prints_protocol_r_json() {
+    let dir = std::env::temp_dir().join(format!("foresight-replay-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let log = dir.join("runs.csv");
+    write_log(&log);
+    let out = replay(&log, &dir, &["--json"]);
     assert!(
         out.status.success(),
         "{}",
@@ -94,36 +100,14 @@ fn replay_of_a_csv_log_prints_protocol_r_json() {
     cut += "\n";
     cut += &lines[7][..lines[7].len() / 2];
     std::fs::write(&kept, cut).unwrap();
-    let again = Command::new(env!("CARGO_BIN_EXE_foresight"))
-        .args([
-            "replay",
-            "--curves",
-            log.to_str().unwrap(),
-            "--metric",
-            "loss",
-        ])
-        .args(["--sampler", "random,gp", "--policy", "median,asha"])
-        .args(["--seeds", "2", "--json"])
-        .args(["--out", dir.join("out").to_str().unwrap()])
-        .output()
-        .unwrap();
+    let again = replay(&log, &dir, &["--json"]);
     assert!(again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("7 runs reused"));
     let json_again: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
     assert_eq!(json_again, json);
     // Damage before the last line is an error naming the line.
     std::fs::write(&kept, "{not json}\n{}\n").unwrap();
-    let damaged = Command::new(env!("CARGO_BIN_EXE_foresight"))
-        .args([
-            "replay",
-            "--curves",
-            log.to_str().unwrap(),
-            "--metric",
-            "loss",
-        ])
-        .args(["--out", dir.join("out").to_str().unwrap()])
-        .output()
-        .unwrap();
+    let damaged = replay(&log, &dir, &[]);
     assert!(!damaged.status.success());
     assert!(String::from_utf8_lossy(&damaged.stderr).contains("line 1"));
     // A CSV without --metric is refused with a clear message.
