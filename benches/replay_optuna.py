@@ -8,7 +8,8 @@
 
 With --out, the file is rewritten after each task (runs so far and their
 summary), so a long benchmark loses at most one task when interrupted;
---resume keeps the runs already in it and runs only the missing ones.
+--resume keeps the runs already in it and runs only the missing ones; what
+is printed (runs and summary) covers only the runs this invocation asks for.
 
 Creates its own virtual environment (target/py-replay) with Optuna.
 
@@ -308,14 +309,18 @@ def main():
             runs = [unjsonable(r) for r in json.load(fh)["runs"]]
     done = {(r["task"], r["sampler"], r["policy"], r["seed"]) for r in runs}
 
+    # The summary (and the printed runs) cover what this invocation asks
+    # for; the file keeps every run it holds.
+    wanted = {(pool.task, f"optuna-{s}", p, seed) for pool in pools for s in args.samplers.split(",")
+              for p in args.pruners.split(",") for seed in range(args.seeds)}
+
     def write():
-        text = json.dumps(jsonable({"runs": runs, "summary": summarise(runs)}))
         if args.out:
-            tmp = args.out + ".tmp"
-            with open(tmp, "w") as fh:
-                fh.write(text)
-            os.replace(tmp, args.out)
-        return text
+            with open(args.out + ".tmp", "w") as fh:
+                fh.write(json.dumps(jsonable({"runs": runs, "summary": summarise(runs)})))
+            os.replace(args.out + ".tmp", args.out)
+        mine = [r for r in runs if (r["task"], r["sampler"], r["policy"], r["seed"]) in wanted]
+        return json.dumps(jsonable({"runs": mine, "summary": summarise(mine)}))
 
     t0 = time.time()
     for pool in pools:
@@ -327,6 +332,7 @@ def main():
             print(f"{pool.task} {s} done ({time.time() - t0:.0f} s)", file=sys.stderr, flush=True)
         write()
     print(write())
+
 
 if __name__ == "__main__":
     main()

@@ -1018,6 +1018,8 @@ pub fn write_outputs(
             }
             chart
                 .configure_series_labels()
+                // Regret falls from the top left: the top right is clear.
+                .position(SeriesLabelPosition::UpperRight)
                 .background_style(WHITE.mix(0.8))
                 .border_style(BLACK)
                 .draw()?;
