@@ -135,16 +135,7 @@ impl Predictive {
     fn model_cdf(&self, y: f64) -> f64 {
         self.components
             .iter()
-            .map(|c| {
-                let z = (y - c.mu) / c.sigma;
-                if z < -TAIL_Z {
-                    0.0
-                } else if z > TAIL_Z {
-                    c.weight
-                } else {
-                    c.weight * normal_cdf(z)
-                }
-            })
+            .map(|c| c.weight * clipped_cdf((y - c.mu) / c.sigma))
             .sum::<f64>()
             .clamp(0.0, 1.0)
     }
@@ -201,17 +192,11 @@ impl Predictive {
         let (mut cdf, mut pdf) = (0.0, 0.0);
         for c in &self.components {
             let z = (y - c.mu) / c.sigma;
-            // Beyond 9 standard deviations a component's CDF is 0 or 1 and
-            // its density below 1e-17 of its peak (the bulk of a wide
-            // mixture: this skips most of the erfc calls).
-            if z < -TAIL_Z {
+            cdf += c.weight * clipped_cdf(z);
+            // Beyond `TAIL_Z` the density is below 1e-17 of its peak.
+            if z.abs() > TAIL_Z {
                 continue;
             }
-            if z > TAIL_Z {
-                cdf += c.weight;
-                continue;
-            }
-            cdf += c.weight * normal_cdf(z);
             pdf +=
                 c.weight * (-0.5 * z * z).exp() / (c.sigma * (2.0 * std::f64::consts::PI).sqrt());
         }
@@ -256,6 +241,18 @@ impl Predictive {
 /// Standard scores beyond which a Gaussian's CDF is taken as exactly 0 or 1
 /// (`Φ(-9) ≈ 1.1e-19`).
 const TAIL_Z: f64 = 9.0;
+
+/// `Φ(z)`, taken as exactly 0 or 1 beyond `TAIL_Z` (the bulk of a wide
+/// mixture's components at any one point: this skips most `erfc` calls).
+fn clipped_cdf(z: f64) -> f64 {
+    if z < -TAIL_Z {
+        0.0
+    } else if z > TAIL_Z {
+        1.0
+    } else {
+        normal_cdf(z)
+    }
+}
 
 /// The standard normal quantile `Φ⁻¹(q)`, `q` in `(0, 1)`.
 fn probit(q: f64) -> f64 {
