@@ -71,17 +71,13 @@ fn main() -> Res<()> {
     let runs: Vec<RunFigures> = jobs
         .par_iter()
         .map(|&(pool, variant, seed)| -> Res<RunFigures> {
-            if let Some(r) = done.iter().find(|r| {
-                r.task == pool.task
-                    && r.sampler == "gp-hedge"
-                    && r.policy == variant
-                    && r.seed == seed
-            }) {
+            let gp_hedge = SamplerKind::GpHedge;
+            if let Some(r) = replay::recorded(&done, pool, gp_hedge.name(), variant, seed, 1) {
                 return Ok(r.clone());
             }
-            let sampler = SamplerKind::GpHedge.build(&pool.space, seed)?;
+            let sampler = gp_hedge.build(&pool.space, seed)?;
             let (mut fig, _) = replay::run(pool, sampler, policy(variant, seed)?, seed, 1)?;
-            fig.sampler = "gp-hedge".into();
+            fig.sampler = gp_hedge.name().into();
             fig.policy = variant.into();
             writeln!(
                 out.lock().expect("not poisoned"),

@@ -831,15 +831,7 @@ pub fn run_all(
     jobs.par_iter()
         .map(|&(p, s, pol, seed)| {
             let pool = &pools[p];
-            let previous = done.iter().find(|r| {
-                r.source == pool.source
-                    && r.task == pool.task
-                    && r.sampler == s.name()
-                    && r.policy == pol.name()
-                    && r.seed == seed
-                    && r.workers == workers
-            });
-            if let Some(r) = previous {
+            if let Some(r) = recorded(done, pool, s.name(), pol.name(), seed, workers) {
                 on_run(r, false);
                 return Ok(r.clone());
             }
@@ -851,6 +843,26 @@ pub fn run_all(
             Ok(fig)
         })
         .collect()
+}
+
+/// The run of `done` with this task, sampler, policy, seed and workers, if
+/// any (how a resumed replay finds what it need not replay again).
+pub fn recorded<'a>(
+    done: &'a [RunFigures],
+    pool: &Pool,
+    sampler: &str,
+    policy: &str,
+    seed: u64,
+    workers: usize,
+) -> Option<&'a RunFigures> {
+    done.iter().find(|r| {
+        r.source == pool.source
+            && r.task == pool.task
+            && r.sampler == sampler
+            && r.policy == policy
+            && r.seed == seed
+            && r.workers == workers
+    })
 }
 
 /// Runs recorded one JSON object per line (what `foresight replay --out`
