@@ -226,9 +226,7 @@ impl SamplerExt for RandomSampler {
 
 fn quantile(v: &mut [f64], q: f64) -> f64 {
     v.sort_by(f64::total_cmp);
-    let pos = q * (v.len() - 1) as f64;
-    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
-    v[lo] + (pos - lo as f64) * (v[hi] - v[lo])
+    foresight::stats::percentile(v, q)
 }
 
 fn main() {

@@ -28,6 +28,7 @@ pub mod report;
 pub mod sampler;
 pub mod seed;
 pub mod space;
+pub mod stats;
 pub mod trainable;
 pub mod tuner;
 

@@ -21,6 +21,7 @@ use serde::Serialize;
 use crate::curve::{Metric, PredictorConfig, StoppingRule};
 use crate::curveset::CurveRecord;
 use crate::error::Result;
+use crate::stats::{median, percentile};
 
 /// Default cutoffs of protocol P.
 pub const CUTOFFS: [f64; 3] = [0.1, 0.2, 0.4];
@@ -123,14 +124,6 @@ pub fn select(curves: &[CurveRecord], per_task: usize) -> Vec<Case<'_>> {
         );
     }
     out
-}
-
-/// Percentile with linear interpolation (numpy's default) of sorted data.
-pub fn percentile(sorted: &[f64], q: f64) -> f64 {
-    let pos = q * (sorted.len() - 1) as f64;
-    let lo = pos.floor() as usize;
-    let hi = pos.ceil() as usize;
-    sorted[lo] + (pos - lo as f64) * (sorted[hi] - sorted[lo])
 }
 
 /// Observed prefix length for a cutoff.
@@ -255,19 +248,4 @@ fn summarize_group(source: String, cutoff: f64, rs: &[&Row]) -> Summary {
 
 fn mean(v: &[f64]) -> f64 {
     v.iter().sum::<f64>() / v.len() as f64
-}
-
-/// Median (mean of the two middle values for an even count); NaN sorts last.
-pub fn median(v: &[f64]) -> f64 {
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    let mut s = v.to_vec();
-    s.sort_by(f64::total_cmp);
-    let m = s.len() / 2;
-    if s.len() % 2 == 1 {
-        s[m]
-    } else {
-        0.5 * (s[m - 1] + s[m])
-    }
 }

@@ -31,6 +31,7 @@ use crate::policy::{
 use crate::progress::Output;
 use crate::sampler::{GpSampler, GpSettings, RandomSampler, Sampler};
 use crate::space::{Config, Param, Space, Value};
+use crate::stats::median;
 use crate::trainable::{Trainable, TrialError};
 use crate::tuner::{Budget, Study, Tuner};
 
@@ -564,26 +565,6 @@ pub fn speedup(none: &RunFigures, policy: &RunFigures) -> f64 {
     let e_none = none.epochs_to(target);
     let e_pol = policy.epochs_to(target).min(policy.budget as f64);
     e_none / e_pol
-}
-
-/// Median of the finite values (`inf` if more than half are infinite, `NaN` if empty).
-pub fn median(values: &[f64]) -> f64 {
-    let mut v: Vec<f64> = values.iter().copied().filter(|x| !x.is_nan()).collect();
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        let (a, b) = (v[n / 2 - 1], v[n / 2]);
-        if a.is_infinite() || b.is_infinite() {
-            b
-        } else {
-            0.5 * (a + b)
-        }
-    }
 }
 
 /// The samplers replay can run, by name.

@@ -559,8 +559,8 @@ mod tests {
     #[test]
     fn gp_hedge_beats_random_on_branin() {
         let optimum = 0.397887;
-        let mut gp_regret = Vec::new();
-        let mut rs_regret = Vec::new();
+        let mut gp_regret: Vec<f64> = Vec::new();
+        let mut rs_regret: Vec<f64> = Vec::new();
         for seed in 0..3 {
             let mut gp = GpSampler::new(
                 branin_space(),
@@ -575,11 +575,10 @@ mod tests {
             rs_regret.push(run(&mut rs, 30) - optimum);
             assert_eq!(gp.history().len(), 20);
         }
-        let median = |v: &mut Vec<f64>| {
-            v.sort_by(f64::total_cmp);
-            v[v.len() / 2]
-        };
-        let (g, r) = (median(&mut gp_regret), median(&mut rs_regret));
+        let (g, r) = (
+            crate::stats::median(&gp_regret),
+            crate::stats::median(&rs_regret),
+        );
         assert!(g < 0.1 && g < r, "GP-Hedge {g} vs random {r}");
     }
 

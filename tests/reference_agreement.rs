@@ -26,17 +26,8 @@
 //! inputs — moved the ratio at cutoff 0.4 from 2.18 to 2.72.
 
 use foresight::curve::{Metric, PredictorConfig};
+use foresight::stats::median;
 use serde_json::Value;
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        0.5 * (v[n / 2 - 1] + v[n / 2])
-    }
-}
 
 #[test]
 fn reference_configuration_agrees_with_the_reference() {
@@ -85,9 +76,9 @@ fn reference_configuration_agrees_with_the_reference() {
             .collect();
         let n = idx.len() as f64;
         let ref_spread = median(
-            idx.iter()
+            &idx.iter()
                 .map(|&i| (num(&rows[i], "ref_seed1_mean") - num(&rows[i], "ref_mean")).abs())
-                .collect(),
+                .collect::<Vec<_>>(),
         );
         let ref_agree = idx
             .iter()
@@ -99,9 +90,9 @@ fn reference_configuration_agrees_with_the_reference() {
             .enumerate()
             .map(|(s, _)| {
                 median(
-                    idx.iter()
+                    &idx.iter()
                         .map(|&i| (ours[s][i].0 - num(&rows[i], "ref_mean")).abs())
-                        .collect(),
+                        .collect::<Vec<_>>(),
                 )
             })
             .sum::<f64>()

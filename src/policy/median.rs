@@ -1,6 +1,7 @@
 //! The median stopping rule.
 
 use super::{Check, StoppingPolicy, StudyView};
+use crate::stats::median;
 
 /// Stop a trial whose best score so far is worse than the median, at the
 /// same epoch, of the trials that ran to the horizon (Golovin et al.,
@@ -52,23 +53,12 @@ impl StoppingPolicy for MedianRule {
         if completed.len() < self.startup_trials.max(1) {
             return Check::Continue;
         }
-        let median = median(completed);
+        let median = median(&completed);
         let best = study.best_of(scores.iter().copied());
         match best {
             Some(b) if study.metric.better(median, b) => Check::Stop,
             _ => Check::Continue,
         }
-    }
-}
-
-/// Median with linear interpolation between the two middle values.
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let m = v.len() / 2;
-    if v.len() % 2 == 1 {
-        v[m]
-    } else {
-        0.5 * (v[m - 1] + v[m])
     }
 }
 
