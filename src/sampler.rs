@@ -559,8 +559,8 @@ mod tests {
     #[test]
     fn gp_hedge_beats_random_on_branin() {
         let optimum = 0.397887;
-        let mut gp_regret: Vec<f64> = Vec::new();
-        let mut rs_regret: Vec<f64> = Vec::new();
+        let mut gp_regret = Vec::new();
+        let mut rs_regret = Vec::new();
         for seed in 0..3 {
             let mut gp = GpSampler::new(
                 branin_space(),
