@@ -29,7 +29,8 @@ use crate::optim::{self, LbfgsSettings};
 use crate::space::{Domain, Space};
 
 /// Which acquisition function.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Acquisition {
     Ei,
     Pi,
@@ -161,7 +162,7 @@ impl Acquisition {
 }
 
 /// Settings of [`maximise`].
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Maximiser {
     /// Sobol candidates per call.
     pub candidates: usize,
@@ -410,6 +411,7 @@ fn neighbours(acq: Acquisition, gp: &Gp, ctx: &Context, space: &Space, start: Ma
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::space::Scale;
 
     #[test]
     fn ei_pi_ucb_formulas() {
@@ -505,8 +507,8 @@ mod tests {
     fn maximiser_finds_the_best_region_and_respects_integers() {
         use crate::space::{Space, Value};
         let space = Space::builder()
-            .float("x", 0.0, 1.0, false)
-            .int("k", 0, 4, false)
+            .float("x", 0.0, 1.0, Scale::Linear)
+            .int("k", 0, 4, Scale::Linear)
             .build()
             .unwrap();
         // Observations of (x - 0.7)² + (k - 3)², lowest near x = 0.7, k = 3.

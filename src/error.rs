@@ -31,9 +31,10 @@ pub enum Error {
     #[error("parameter `{param}`: {message}")]
     Space { param: String, message: String },
 
-    /// A study journal cannot be used (corrupt, or from another study).
-    #[error("journal {path}: {message}")]
-    Journal { path: PathBuf, message: String },
+    /// A study's storage cannot be used (damaged, holds another study, a
+    /// rule it refuses). `storage` names it, never with credentials.
+    #[error("{storage}: {message}")]
+    Storage { storage: String, message: String },
 
     /// A sampler over a finite pool has no configuration left.
     #[error("no configuration left to propose")]

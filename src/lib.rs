@@ -6,7 +6,10 @@
 //! 2015) and says how likely the run is to beat the best one so far; runs
 //! that are unlikely to are stopped.
 //!
-//! See `docs/ARCHITECTURE.md` for how the modules fit together.
+//! Start with [`prelude`]; `docs/ARCHITECTURE.md` says how the modules fit
+//! together. Features: `bars` (progress bars, indicatif) and `plots` (SVG
+//! figures, plotters), both on by default; without them the library
+//! compiles neither (progress is then printed as plain lines).
 
 // `!(x > 0.0)` is how this crate says "not positive, or NaN": the NaN case
 // is the point, so the negated comparisons stay.
@@ -14,22 +17,24 @@
 
 pub mod acquisition;
 pub mod curve;
-pub mod curveset;
 pub mod error;
 pub mod gp;
-pub mod journal;
 pub mod mcmc;
+pub mod observe;
 pub mod optim;
+#[cfg(feature = "plots")]
+pub mod plot;
 pub mod policy;
-pub mod progress;
-pub mod protocol;
-pub mod replay;
+pub mod prelude;
 pub mod report;
 pub mod sampler;
 pub mod seed;
 pub mod space;
+pub mod spec;
 pub mod stats;
-pub mod trainable;
+pub mod storage;
+pub mod study;
+pub mod trial;
 pub mod tuner;
 
 pub use error::{Error, Result};

@@ -23,12 +23,12 @@
 //! `decode(encode(c)) == c` for every valid configuration `c`.
 //!
 //! ```
-//! use foresight::space::{Space, Value};
+//! use foresight::space::{Scale, Space, Value};
 //!
 //! let space = Space::builder()
-//!     .float("learning_rate", 0.001, 0.01, true)
-//!     .float("regulariser", 0.1, 1.0, true)
-//!     .int("hidden", 50, 100, false)
+//!     .float("learning_rate", 0.001, 0.01, Scale::Log)
+//!     .float("regulariser", 0.1, 1.0, Scale::Log)
+//!     .int("hidden", 50, 100, Scale::Linear)
 //!     .build()?;
 //! let u = [0.5, 0.0, 1.0];
 //! let config = space.decode(&u);
@@ -67,13 +67,109 @@ impl Value {
 /// A configuration: values of the active parameters, by name.
 pub type Config = BTreeMap<String, Value>;
 
+/// Reads a configuration into the user's own type (serde): a struct whose
+/// fields are named as the parameters, so that a model's hyperparameters
+/// are written once. Integers read into integer or float fields, floats
+/// into float fields, categorical choices into strings (or unit enum
+/// variants). Errors name the field.
+///
+/// ```
+/// use foresight::space::{self, Config, Value};
+///
+/// #[derive(serde::Deserialize, serde::Serialize, Debug, PartialEq)]
+/// struct Hyper { learning_rate: f64, hidden: usize, optimizer: String }
+///
+/// let config = Config::from([
+///     ("learning_rate".to_string(), Value::Float(3e-3)),
+///     ("hidden".to_string(), Value::Int(64)),
+///     ("optimizer".to_string(), Value::Str("adam".into())),
+/// ]);
+/// let hyper: Hyper = space::from_config(&config)?;
+/// assert_eq!(hyper.hidden, 64);
+/// assert_eq!(space::to_config(&hyper)?, config);
+/// # Ok::<(), foresight::Error>(())
+/// ```
+pub fn from_config<T: serde::de::DeserializeOwned>(config: &Config) -> Result<T> {
+    let value = serde_json::to_value(config).map_err(|e| space_error("<config>", e.to_string()))?;
+    serde_json::from_value(value).map_err(|e| {
+        space_error(
+            "<config>",
+            format!(
+                "cannot read the configuration into {}: {e}",
+                short_type_name::<T>()
+            ),
+        )
+    })
+}
+
+/// The configuration of a value of the user's own type (the inverse of
+/// [`from_config`]): integer fields become [`Value::Int`], floats
+/// [`Value::Float`], strings [`Value::Str`]. Errors: a field that is not a
+/// number or a string.
+pub fn to_config<T: Serialize>(value: &T) -> Result<Config> {
+    let tree = serde_json::to_value(value).map_err(|e| space_error("<config>", e.to_string()))?;
+    let object = tree
+        .as_object()
+        .ok_or_else(|| space_error("<config>", "a configuration is a struct of named fields"))?;
+    object
+        .iter()
+        .map(|(k, v)| {
+            let value = match v {
+                serde_json::Value::Number(n) if n.is_f64() => {
+                    Value::Float(n.as_f64().unwrap_or(f64::NAN))
+                }
+                serde_json::Value::Number(n) => match n.as_i64() {
+                    Some(i) => Value::Int(i),
+                    None => Value::Float(n.as_f64().unwrap_or(f64::NAN)),
+                },
+                serde_json::Value::String(s) => Value::Str(s.clone()),
+                other => {
+                    return Err(space_error(
+                        k,
+                        format!("{other} is not a number or a string"),
+                    ));
+                }
+            };
+            Ok((k.clone(), value))
+        })
+        .collect()
+}
+
+fn short_type_name<T>() -> &'static str {
+    let full = std::any::type_name::<T>();
+    full.rsplit("::").next().unwrap_or(full)
+}
+
+/// How a numeric parameter is spread over its range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scale {
+    /// Evenly.
+    #[default]
+    Linear,
+    /// Evenly in the logarithm (learning rates, weight decays, widths).
+    Log,
+}
+
 /// The values a parameter takes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum Domain {
-    Float { low: f64, high: f64, log: bool },
-    Int { low: i64, high: i64, log: bool },
-    Categorical { choices: Vec<String> },
+    Float {
+        low: f64,
+        high: f64,
+        #[serde(default)]
+        scale: Scale,
+    },
+    Int {
+        low: i64,
+        high: i64,
+        #[serde(default)]
+        scale: Scale,
+    },
+    Categorical {
+        choices: Vec<String>,
+    },
 }
 
 /// When a conditional parameter is active.
@@ -121,21 +217,21 @@ pub struct SpaceBuilder {
 }
 
 impl SpaceBuilder {
-    /// A float in `[low, high]`, on a log scale if `log`.
-    pub fn float(mut self, name: &str, low: f64, high: f64, log: bool) -> Self {
+    /// A float in `[low, high]`.
+    pub fn float(mut self, name: &str, low: f64, high: f64, scale: Scale) -> Self {
         self.params.push(Param {
             name: name.into(),
-            domain: Domain::Float { low, high, log },
+            domain: Domain::Float { low, high, scale },
             condition: None,
         });
         self
     }
 
-    /// An integer in `[low, high]`, on a log scale if `log`.
-    pub fn int(mut self, name: &str, low: i64, high: i64, log: bool) -> Self {
+    /// An integer in `[low, high]`.
+    pub fn int(mut self, name: &str, low: i64, high: i64, scale: Scale) -> Self {
         self.params.push(Param {
             name: name.into(),
-            domain: Domain::Int { low, high, log },
+            domain: Domain::Int { low, high, scale },
             condition: None,
         });
         self
@@ -180,7 +276,7 @@ struct TomlParam {
     low: Option<toml::Value>,
     high: Option<toml::Value>,
     #[serde(default)]
-    log: bool,
+    scale: Scale,
     choices: Option<Vec<String>>,
     condition: Option<Condition>,
 }
@@ -225,7 +321,7 @@ impl Space {
     /// type = "float"        # "float", "int" or "categorical"
     /// low = 0.001
     /// high = 0.01
-    /// log = true
+    /// scale = "log"     # "linear" (the default) or "log"
     ///
     /// [[param]]
     /// name = "optimizer"
@@ -263,12 +359,12 @@ impl Space {
                 "float" => Domain::Float {
                     low: num(&p.low, "low")?,
                     high: num(&p.high, "high")?,
-                    log: p.log,
+                    scale: p.scale,
                 },
                 "int" => Domain::Int {
                     low: int(&p.low, "low")?,
                     high: int(&p.high, "high")?,
-                    log: p.log,
+                    scale: p.scale,
                 },
                 "categorical" => Domain::Categorical {
                     choices: p
@@ -305,7 +401,8 @@ impl Space {
                 return Err(space_error(&p.name, "declared twice"));
             }
             match &p.domain {
-                Domain::Float { low, high, log } => {
+                Domain::Float { low, high, scale } => {
+                    let log = &(*scale == Scale::Log);
                     if !(low.is_finite() && high.is_finite() && low < high) {
                         return Err(space_error(
                             &p.name,
@@ -319,7 +416,8 @@ impl Space {
                         ));
                     }
                 }
-                Domain::Int { low, high, log } => {
+                Domain::Int { low, high, scale } => {
+                    let log = &(*scale == Scale::Log);
                     if low >= high {
                         return Err(space_error(
                             &p.name,
@@ -421,14 +519,16 @@ impl Space {
                 .ok_or_else(|| space_error(&p.name, "missing from the configuration"))?;
             let o = self.offsets[i];
             match (&p.domain, v) {
-                (Domain::Float { low, high, log }, Value::Float(_) | Value::Int(_)) => {
+                (Domain::Float { low, high, scale }, Value::Float(_) | Value::Int(_)) => {
+                    let log = &(*scale == Scale::Log);
                     let x = v.as_f64();
                     if !(x >= *low && x <= *high) {
                         return Err(space_error(&p.name, format!("{x} outside [{low}, {high}]")));
                     }
                     u[o] = to_unit(x, *low, *high, *log);
                 }
-                (Domain::Int { low, high, log }, Value::Int(x)) => {
+                (Domain::Int { low, high, scale }, Value::Int(x)) => {
+                    let log = &(*scale == Scale::Log);
                     if x < low || x > high {
                         return Err(space_error(&p.name, format!("{x} outside [{low}, {high}]")));
                     }
@@ -461,10 +561,12 @@ impl Space {
             }
             let o = self.offsets[i];
             let value = match &p.domain {
-                Domain::Float { low, high, log } => Value::Float(
-                    from_unit(u[o].clamp(0.0, 1.0), *low, *high, *log).clamp(*low, *high),
+                Domain::Float { low, high, scale } => Value::Float(
+                    from_unit(u[o].clamp(0.0, 1.0), *low, *high, *scale == Scale::Log)
+                        .clamp(*low, *high),
                 ),
-                Domain::Int { low, high, log } => {
+                Domain::Int { low, high, scale } => {
+                    let log = &(*scale == Scale::Log);
                     let x = from_unit(
                         u[o].clamp(0.0, 1.0),
                         *low as f64 - 0.5,
@@ -517,21 +619,21 @@ mod tests {
 
     fn seed_space() -> Space {
         Space::builder()
-            .float("learning_rate", 0.001, 0.01, true)
-            .float("regulariser", 0.1, 1.0, true)
-            .int("hidden", 50, 100, false)
+            .float("learning_rate", 0.001, 0.01, Scale::Log)
+            .float("regulariser", 0.1, 1.0, Scale::Log)
+            .int("hidden", 50, 100, Scale::Linear)
             .build()
             .unwrap()
     }
 
     fn mixed_space() -> Space {
         Space::builder()
-            .float("lr", 1e-4, 1e-1, true)
-            .float("dropout", 0.0, 0.5, false)
-            .int("layers", 1, 4, false)
-            .int("batch", 16, 512, true)
+            .float("lr", 1e-4, 1e-1, Scale::Log)
+            .float("dropout", 0.0, 0.5, Scale::Linear)
+            .int("layers", 1, 4, Scale::Linear)
+            .int("batch", 16, 512, Scale::Log)
             .categorical("optimizer", &["adam", "sgd", "rmsprop"])
-            .float("momentum", 0.0, 0.99, false)
+            .float("momentum", 0.0, 0.99, Scale::Linear)
             .when("optimizer", &["sgd", "rmsprop"])
             .build()
             .unwrap()
@@ -577,7 +679,10 @@ mod tests {
 
     #[test]
     fn integers_are_uniform_over_their_values() {
-        let s = Space::builder().int("k", 1, 4, false).build().unwrap();
+        let s = Space::builder()
+            .int("k", 1, 4, Scale::Linear)
+            .build()
+            .unwrap();
         let mut counts = [0; 4];
         for i in 0..4000 {
             let u = (i as f64 + 0.5) / 4000.0;
@@ -602,16 +707,16 @@ mod tests {
     #[test]
     fn invalid_spaces_are_rejected_naming_the_parameter() {
         let err = |b: SpaceBuilder| b.build().unwrap_err().to_string();
-        let e = err(Space::builder().float("lr", 0.1, 0.1, false));
+        let e = err(Space::builder().float("lr", 0.1, 0.1, Scale::Linear));
         assert!(e.contains("`lr`") && e.contains("low < high"), "{e}");
-        let e = err(Space::builder().float("lr", 0.0, 1.0, true));
+        let e = err(Space::builder().float("lr", 0.0, 1.0, Scale::Log));
         assert!(e.contains("`lr`") && e.contains("log"), "{e}");
-        let e = err(Space::builder().int("n", 0, 10, true));
+        let e = err(Space::builder().int("n", 0, 10, Scale::Log));
         assert!(e.contains("`n`"), "{e}");
         let e = err(Space::builder().categorical("opt", &[]));
         assert!(e.contains("`opt`") && e.contains("no choices"), "{e}");
         let e = err(Space::builder()
-            .float("m", 0.0, 1.0, false)
+            .float("m", 0.0, 1.0, Scale::Linear)
             .when("opt", &["sgd"]));
         assert!(
             e.contains("`m`") && e.contains("unknown parent `opt`"),
@@ -619,12 +724,15 @@ mod tests {
         );
         let e = err(Space::builder()
             .categorical("opt", &["adam"])
-            .float("m", 0.0, 1.0, false)
+            .float("m", 0.0, 1.0, Scale::Linear)
             .when("opt", &["sgd"]));
         assert!(e.contains("`m`") && e.contains("not a choice"), "{e}");
-        let e = err(Space::builder()
-            .float("a", 0.0, 1.0, false)
-            .float("a", 0.0, 1.0, false));
+        let e = err(Space::builder().float("a", 0.0, 1.0, Scale::Linear).float(
+            "a",
+            0.0,
+            1.0,
+            Scale::Linear,
+        ));
         assert!(e.contains("declared twice"), "{e}");
     }
 
@@ -637,7 +745,7 @@ mod tests {
             type = "float"
             low = 0.0001
             high = 0.1
-            log = true
+            scale = "log"
 
             [[param]]
             name = "units"

@@ -1,22 +1,26 @@
-//! The CLDNN example (`examples/cldnn.rs`) on a small slice of PLAID:
+//! The CLDNN example (`examples/cldnn/`) on a small slice of PLAID:
 //! accuracies in [0, 1], the same seed gives the same accuracies bit for
 //! bit, and a run restored from a checkpoint continues as the uninterrupted
 //! run does. Also the `.ts` reader's errors.
 
-#[path = "../examples/cldnn.rs"]
+#[path = "../examples/cldnn/data.rs"]
 #[allow(dead_code)]
-mod cldnn;
+mod data;
+#[path = "../examples/cldnn/model.rs"]
+#[allow(dead_code)]
+mod model;
 
 use std::sync::{Arc, OnceLock};
 
-use cldnn::{Cldnn, Data, Hyper, parse_ts, preprocess, stratified_split};
-use foresight::trainable::{Trainable, TrialContext};
+use data::{Data, parse_ts, preprocess, stratified_split};
+use foresight::trial::{Trainable, TrialContext};
+use model::{Cldnn, Hyper};
 
 /// 64 training, 32 validation and 32 test series, loaded once.
 fn small_data() -> Arc<Data> {
     static DATA: OnceLock<Arc<Data>> = OnceLock::new();
     DATA.get_or_init(|| {
-        let data = Data::load(&cldnn::default_data_dir(), cldnn::SERIES_LEN).expect("PLAID loads");
+        let data = Data::load(&data::default_data_dir(), data::SERIES_LEN).expect("PLAID loads");
         assert_eq!(data.n_classes(), 11);
         assert_eq!(data.train.n() + data.valid.n(), 537);
         assert_eq!(data.test.n(), 537);
@@ -30,6 +34,8 @@ fn context(seed: u64, dir: &std::path::Path) -> TrialContext {
         trial: 0,
         seed,
         horizon: 3,
+        worker: 0,
+        threads: 1,
         checkpoint_dir: dir.to_path_buf(),
     }
 }
@@ -121,7 +127,7 @@ fn config_errors_are_reported() {
     config.insert("dropout".into(), foresight::space::Value::Float(1.0));
     assert!(Cldnn::new(&config, &context(0, &dir), data).is_err());
     // Every configuration of the search space is accepted.
-    let space = cldnn::space();
+    let space = model::space();
     let dims = space.dim();
     for u in [vec![0.0; dims], vec![1.0; dims], vec![0.5; dims]] {
         let c = space.decode(&u);

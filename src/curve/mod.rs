@@ -91,7 +91,8 @@ pub use stopping::{StopDecision, StoppingRule};
 pub use transform::{LossScale, Metric, Transform};
 
 /// How the families' posteriors make one forecast.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Combination {
     /// The reference: one joint posterior over every family's parameters, the
     /// noise and the weights of `f = Σ w_k f_k / Σ w_k`.
@@ -102,7 +103,8 @@ pub enum Combination {
 }
 
 /// Where the MCMC walkers start.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Start {
     /// Independent `N(0, s²)` perturbations of the least-squares fit (the
     /// reference uses `s = 1e-6`).
@@ -114,7 +116,7 @@ pub enum Start {
 }
 
 /// Settings of the predictor.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PredictorConfig {
     /// The curve families.
     pub families: Vec<Family>,

@@ -40,7 +40,8 @@ use crate::mcmc::LogDensity;
 use crate::optim::{self, LbfgsSettings, LmSettings};
 
 /// How the likelihood weighs the epochs of the observed prefix.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Recency {
     /// `r_t = 10^(t/n)`, as the reference.
     Reference,
@@ -115,7 +116,8 @@ pub struct Fit {
 }
 
 /// How each family is fitted by least squares.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Fitting {
     /// As the reference: Levenberg–Marquardt from the family's starting
     /// values, and L-BFGS only if it fails, both with forward-difference

@@ -34,7 +34,7 @@ impl StopDecision {
 }
 
 /// The rule's settings.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct StoppingRule {
     /// Stop when `P(better) < threshold`.
     pub threshold: f64,

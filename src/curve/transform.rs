@@ -58,7 +58,8 @@ impl Metric {
 }
 
 /// How the scale `s` of the loss transformation `y = exp(-v / s)` is chosen.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum LossScale {
     /// A fixed scale (`Fixed(1.0)` is the reference's `y = exp(-loss)`).
     Fixed(f64),

@@ -1,6 +1,11 @@
 //! Successive halving (ASHA) and Hyperband.
 
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
 use super::{Check, StoppingPolicy, StudyView};
+use crate::error::{Error, Result};
 
 /// Asynchronous successive halving, ASHA (Li et al., "A system for
 /// massively parallel hyperparameter tuning", MLSys 2020).
@@ -13,7 +18,7 @@ use super::{Check, StoppingPolicy, StudyView};
 /// than `η` scores at a rung only the best goes on — Optuna's
 /// `SuccessiveHalvingPruner` does the same, since neither can pause a trial
 /// and promote it later as the paper's ASHA does.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct SuccessiveHalving {
     /// Epochs of the first rung's budget, `r >= 1`.
     pub min_resource: usize,
@@ -34,7 +39,17 @@ impl Default for SuccessiveHalving {
     }
 }
 
+impl FromStr for SuccessiveHalving {
+    type Err = Error;
+    /// `asha`, or `asha(min_resource=2, reduction=4, min_early_stopping_rate=1)`.
+    fn from_str(s: &str) -> Result<Self> {
+        super::from_spec(Self::NAME, s)
+    }
+}
+
 impl SuccessiveHalving {
+    pub const NAME: &'static str = "asha";
+
     /// Whether epoch `n` is a rung below `horizon`.
     fn is_rung(&self, n: usize, horizon: usize) -> bool {
         let (r, eta) = (self.min_resource.max(1), self.reduction.max(2));
@@ -64,9 +79,9 @@ impl SuccessiveHalving {
             .collect();
         // Best first.
         at_rung.sort_by(|a, b| {
-            if study.metric.better(*a, *b) {
+            if study.objective.better(*a, *b) {
                 std::cmp::Ordering::Less
-            } else if study.metric.better(*b, *a) {
+            } else if study.objective.better(*b, *a) {
                 std::cmp::Ordering::Greater
             } else {
                 std::cmp::Ordering::Equal
@@ -74,7 +89,7 @@ impl SuccessiveHalving {
         });
         let keep = (at_rung.len() / self.reduction.max(2)).max(1);
         let threshold = at_rung[keep - 1];
-        if study.metric.better(threshold, value) {
+        if study.objective.better(threshold, value) {
             Check::Stop
         } else {
             Check::Continue
@@ -84,7 +99,11 @@ impl SuccessiveHalving {
 
 impl StoppingPolicy for SuccessiveHalving {
     fn name(&self) -> &'static str {
-        "asha"
+        Self::NAME
+    }
+
+    fn settings(&self) -> serde_json::Value {
+        serde_json::to_value(self).unwrap_or_default()
     }
 
     fn check(&mut self, trial: usize, study: &StudyView) -> Check {
@@ -100,29 +119,36 @@ impl StoppingPolicy for SuccessiveHalving {
 /// aggressiveness is `s = s_max - b`; as in the paper it gets a share of the
 /// trials proportional to `⌈(s_max + 1) · η^s / (s + 1)⌉`, so that every
 /// bracket spends about the same budget. A trial's bracket is a hash of the
-/// policy's seed and the trial number.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// study's seed and the trial number.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Hyperband {
     /// Epochs of the smallest budget, `r >= 1`.
     pub min_resource: usize,
     /// Reduction factor `η >= 2`.
     pub reduction: usize,
-    /// Seed of the bracket assignment.
-    pub seed: u64,
 }
 
 impl Default for Hyperband {
-    /// `r = 1`, `η = 3`, seed 0.
+    /// `r = 1`, `η = 3`.
     fn default() -> Self {
         Hyperband {
             min_resource: 1,
             reduction: 3,
-            seed: 0,
         }
     }
 }
 
+impl FromStr for Hyperband {
+    type Err = Error;
+    /// `hyperband`, or `hyperband(min_resource=2, reduction=4)`.
+    fn from_str(s: &str) -> Result<Self> {
+        super::from_spec(Self::NAME, s)
+    }
+}
+
 impl Hyperband {
+    pub const NAME: &'static str = "hyperband";
+
     /// Number of brackets for a horizon.
     fn brackets(&self, horizon: usize) -> u32 {
         let (r, eta) = (self.min_resource.max(1), self.reduction.max(2));
@@ -133,8 +159,8 @@ impl Hyperband {
         s_max + 1
     }
 
-    /// The bracket of a trial.
-    pub fn bracket(&self, trial: usize, horizon: usize) -> u32 {
+    /// The bracket of a trial in a study with seed `seed`.
+    pub fn bracket(&self, trial: usize, horizon: usize, seed: u64) -> u32 {
         let n = self.brackets(horizon);
         let s_max = n - 1;
         let eta = self.reduction.max(2) as u64;
@@ -145,7 +171,7 @@ impl Hyperband {
             })
             .collect();
         let total: u64 = weights.iter().sum();
-        let mut h = hash(self.seed, trial as u64) % total;
+        let mut h = hash(seed, trial as u64) % total;
         for (b, w) in weights.iter().enumerate() {
             if h < *w {
                 return b as u32;
@@ -158,17 +184,23 @@ impl Hyperband {
 
 impl StoppingPolicy for Hyperband {
     fn name(&self) -> &'static str {
-        "hyperband"
+        Self::NAME
+    }
+
+    fn settings(&self) -> serde_json::Value {
+        serde_json::to_value(self).unwrap_or_default()
     }
 
     fn check(&mut self, trial: usize, study: &StudyView) -> Check {
-        let b = self.bracket(trial, study.horizon);
+        let b = self.bracket(trial, study.horizon, study.seed);
         let sh = SuccessiveHalving {
             min_resource: self.min_resource,
             reduction: self.reduction,
             min_early_stopping_rate: b,
         };
-        sh.decide(trial, study, |id| self.bracket(id, study.horizon) == b)
+        sh.decide(trial, study, |id| {
+            self.bracket(id, study.horizon, study.seed) == b
+        })
     }
 }
 
@@ -234,7 +266,7 @@ mod tests {
         assert_eq!(hb.brackets(27), 4);
         let mut counts = [0usize; 4];
         for trial in 0..49_000 {
-            counts[hb.bracket(trial, 27) as usize] += 1;
+            counts[hb.bracket(trial, 27, 0) as usize] += 1;
         }
         let want = [27.0, 12.0, 6.0, 4.0];
         for (c, w) in counts.iter().zip(want) {
@@ -256,7 +288,7 @@ mod tests {
         let hb = Hyperband::default();
         // Trials in bracket 0 are compared only with each other.
         let ids: Vec<usize> = (0..200)
-            .filter(|&i| hb.bracket(i, t) == 0)
+            .filter(|&i| hb.bracket(i, t, 3) == 0)
             .take(2)
             .collect();
         let mut curves: Vec<Vec<f64>> = vec![Vec::new(); ids[1] + 1];

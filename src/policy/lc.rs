@@ -1,11 +1,23 @@
 //! Learning-curve extrapolation (Domhan, Springenberg & Hutter, IJCAI 2015).
 
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
 use super::{Assessment, Check, StoppingPolicy, StudyView};
 use crate::curve::{PredictorConfig, StoppingRule};
+use crate::error::{Error, Result};
+use crate::study::Objective;
 
 /// Stop a trial when its predicted final value is unlikely to beat the
 /// incumbent: `P(y_T better than y_best | y_1..y_n) < threshold`, with the
 /// posterior of [`crate::curve`].
+///
+/// The objective is mapped onto the predictor's units first
+/// ([`Objective::curve_units`]: a percentage becomes an accuracy in
+/// `[0, 1]`, a metric bounded below becomes a loss `>= 0`, ...); an
+/// objective without a bound on its good side is refused when the study
+/// starts ([`StoppingPolicy::accepts`]).
 ///
 /// A *fallback* forecast — no curve family describes the prefix, which
 /// happens to short, noisy prefixes and to curves that get worse — carries no
@@ -13,18 +25,26 @@ use crate::curve::{PredictorConfig, StoppingRule};
 ///
 /// The rule is checked after epochs `min_epochs`, `min_epochs + every`,
 /// `min_epochs + 2·every`, ... and never while there is no incumbent or when
-/// the trial has already beaten it ([`StoppingRule`]'s guards). A check
-/// runs the predictor as an [`Assessment`] off the training path. Each
-/// prediction is seeded from the policy's seed, the trial and the epoch, so
-/// that replay is reproducible.
-#[derive(Debug, Clone)]
+/// the trial has already beaten it ([`StoppingRule`]'s guards) — neither
+/// when the check runs nor when its stop takes effect
+/// ([`StoppingPolicy::still_stops`]: the trial may have improved while its
+/// assessment ran). A check runs the predictor as an [`Assessment`] off the
+/// training path. Each prediction is seeded from the study's seed, the trial
+/// and the epoch (the predictor's own `seed` is not used), so that replay
+/// is reproducible.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LearningCurve {
     /// Threshold and minimum epochs.
+    #[serde(flatten)]
     pub rule: StoppingRule,
     /// Epochs between checks.
     pub every: usize,
-    /// The predictor (its `seed` is the policy's seed).
+    /// The predictor.
     pub predictor: PredictorConfig,
+}
+
+impl LearningCurve {
+    pub const NAME: &'static str = "lc";
 }
 
 impl Default for LearningCurve {
@@ -43,50 +63,64 @@ impl Default for LearningCurve {
     }
 }
 
+impl FromStr for LearningCurve {
+    type Err = Error;
+    /// `lc`, or `lc(threshold=0.01, min_epochs=6, every=2,
+    /// predictor.walkers=64, ...)`.
+    fn from_str(s: &str) -> Result<Self> {
+        super::from_spec(Self::NAME, s)
+    }
+}
+
 impl LearningCurve {
-    /// The default policy with the given seed.
-    pub fn seeded(seed: u64) -> Self {
-        let mut p = LearningCurve::default();
-        p.predictor.seed = seed;
-        p
+    /// The observed prefix and the incumbent in the predictor's units, and
+    /// whether a guard keeps the trial going.
+    fn guarded(&self, trial: usize, study: &StudyView) -> Option<(Vec<f64>, f64)> {
+        let units = study.objective.curve_units()?;
+        let best = study.incumbent?;
+        let observed: Vec<f64> = study.trials[trial]
+            .scores
+            .iter()
+            .map(|&v| units.to_curve(v))
+            .collect();
+        let best = units.to_curve(best);
+        self.rule
+            .guard(&observed, units.metric, Some(best))
+            .is_none()
+            .then_some((observed, best))
     }
 }
 
 impl StoppingPolicy for LearningCurve {
     fn name(&self) -> &'static str {
-        "lc"
+        Self::NAME
+    }
+
+    fn settings(&self) -> serde_json::Value {
+        serde_json::to_value(self).unwrap_or_default()
+    }
+
+    fn accepts(&self, objective: &Objective) -> Result<()> {
+        objective.require_curve_units().map(|_| ())
     }
 
     fn check(&mut self, trial: usize, study: &StudyView) -> Check {
-        let scores = study.trials[trial].scores;
-        let n = scores.len();
+        let n = study.trials[trial].scores.len();
         let every = self.every.max(1);
         if n < self.rule.min_epochs || !(n - self.rule.min_epochs).is_multiple_of(every) {
             return Check::Continue;
         }
-        if self
-            .rule
-            .guard(scores, study.metric, study.incumbent)
-            .is_some()
-        {
-            return Check::Continue;
-        }
-        let Some(best) = study.incumbent else {
+        let Some((observed, best)) = self.guarded(trial, study) else {
             return Check::Continue;
         };
-        let observed = scores.to_vec();
-        let (horizon, metric, rule) = (study.horizon, study.metric, self.rule);
+        let units = study.objective.curve_units().expect("guarded");
+        let (horizon, rule) = (study.horizon, self.rule);
         let mut predictor = self.predictor.clone();
-        predictor.seed = mix(predictor.seed, trial as u64, n as u64);
+        predictor.seed = mix(study.seed, trial as u64, n as u64);
         Check::Assess(Box::new(move || {
-            let Ok(forecast) = predictor.predict(&observed, horizon, metric) else {
-                return Assessment {
-                    stop: false,
-                    p_better: None,
-                    final_value: None,
-                    band: Vec::new(),
-                };
-            };
+            let forecast = predictor
+                .predict(&observed, horizon, units.metric)
+                .map_err(|e| e.to_string())?;
             let last = forecast.final_value();
             let p = last.prob_better(best);
             // A fallback forecast (no family describes the prefix, as
@@ -102,7 +136,10 @@ impl StoppingPolicy for LearningCurve {
                     let (q05, q50, q95) =
                         (last.quantile(0.05), last.quantile(0.5), last.quantile(0.95));
                     let spread = (q95 - q05) / (2.0 * 1.6448536269514722);
-                    (q50, spread * spread)
+                    (
+                        units.from_curve(q50),
+                        units.variance_from_curve(spread * spread),
+                    )
                 })
                 .filter(|(m, v)| m.is_finite() && v.is_finite());
             // The band is for the report's plot of a stopped trial, at
@@ -113,17 +150,28 @@ impl StoppingPolicy for LearningCurve {
                 if epochs.last() != Some(&horizon) {
                     epochs.push(horizon);
                 }
-                forecast.band(epochs, 0.05, 0.95)
+                forecast
+                    .band(epochs, 0.05, 0.95)
+                    .into_iter()
+                    .map(|(e, lo, mid, hi)| {
+                        let (lo, mid, hi) = units.band_from_curve((lo, mid, hi));
+                        (e, lo, mid, hi)
+                    })
+                    .collect()
             } else {
                 Vec::new()
             };
-            Assessment {
+            Ok(Assessment {
                 stop,
                 p_better: Some(p),
                 final_value,
                 band,
-            }
+            })
         }))
+    }
+
+    fn still_stops(&self, trial: usize, study: &StudyView) -> bool {
+        self.guarded(trial, study).is_some()
     }
 }
 
@@ -145,16 +193,30 @@ mod tests {
     use crate::policy::testing::{study, views};
 
     fn quick() -> LearningCurve {
-        let mut p = LearningCurve::seeded(3);
+        let mut p = LearningCurve::default();
         p.predictor.walkers = 16;
         p.predictor.steps = 120;
         p.predictor.burn_in = 60;
         p
     }
 
+    /// A completed curve levelling off at 0.9.
+    fn good(t: usize) -> Vec<f64> {
+        (1..=t)
+            .map(|e| 0.9 - 0.5 * (-(e as f64) / 4.0).exp())
+            .collect()
+    }
+
+    /// Eight epochs of a curve levelling off at 0.5.
+    fn bad() -> Vec<f64> {
+        (1..=8)
+            .map(|e| 0.5 - 0.3 * (-(e as f64) / 2.0).exp())
+            .collect()
+    }
+
     fn run(check: Check) -> Option<Assessment> {
         match check {
-            Check::Assess(job) => Some(job()),
+            Check::Assess(job) => Some(job().unwrap()),
             _ => None,
         }
     }
@@ -162,12 +224,7 @@ mod tests {
     #[test]
     fn stops_a_hopeless_curve_and_keeps_a_promising_one() {
         let t = 30;
-        let good: Vec<f64> = (1..=t)
-            .map(|e| 0.9 - 0.5 * (-(e as f64) / 4.0).exp())
-            .collect();
-        let bad: Vec<f64> = (1..=8)
-            .map(|e| 0.5 - 0.3 * (-(e as f64) / 2.0).exp())
-            .collect();
+        let (good, bad) = (good(t), bad());
         let promising: Vec<f64> = (1..=8)
             .map(|e| 0.97 - 0.6 * (-(e as f64) / 6.0).exp())
             .collect();
@@ -234,5 +291,84 @@ mod tests {
                 "epoch {n}"
             );
         }
+    }
+
+    /// A percentage is the same study as an accuracy, ×100: the same
+    /// decision, and the reported values in percent.
+    #[test]
+    fn a_percentage_objective_is_transformed_not_ignored() {
+        let t = 30;
+        let (good, bad) = (good(t), bad());
+        let curves = vec![good.clone(), bad.clone()];
+        let v = views(&curves, t);
+        let a = run(quick().check(1, &study(Metric::Accuracy, t, &v))).unwrap();
+        let percent: Vec<Vec<f64>> = curves
+            .iter()
+            .map(|c| c.iter().map(|x| 100.0 * x).collect())
+            .collect();
+        let v = views(&percent, t);
+        let objective = Objective::maximize().range(0.0, 100.0);
+        let mut p = quick();
+        assert!(p.accepts(&objective).is_ok());
+        let b = run(p.check(1, &study(objective, t, &v))).unwrap();
+        assert!(a.stop && b.stop);
+        assert!((a.p_better.unwrap() - b.p_better.unwrap()).abs() < 1e-9);
+        let ((ma, va), (mb, vb)) = (a.final_value.unwrap(), b.final_value.unwrap());
+        assert!(
+            // The inputs agree to the last bits (x·100/100), not exactly.
+            (100.0 * ma - mb).abs() < 1e-4 * mb && (1e4 * va - vb).abs() < 1e-3 * vb,
+            "{ma} {va} {mb} {vb}"
+        );
+        assert!((100.0 * a.band[0].1 - b.band[0].1).abs() < 1e-3 * b.band[0].1.abs());
+        // A log-likelihood (maximised, <= 0) is a loss to the predictor:
+        // it is assessed, with its band in its own units.
+        let loglik: Vec<Vec<f64>> = curves
+            .iter()
+            .map(|c| c.iter().map(|x| x.ln()).collect())
+            .collect();
+        let v = views(&loglik, t);
+        let objective = Objective::maximize().at_most(0.0);
+        let c = run(quick().check(1, &study(objective, t, &v))).expect("assessed");
+        if c.stop {
+            let (_, q05, _, q95) = c.band[0];
+            assert!(q05 <= q95 && q95 <= 0.0, "{:?}", c.band);
+        }
+        // An objective with no bound on its good side is refused.
+        assert!(quick().accepts(&Objective::maximize()).is_err());
+    }
+
+    #[test]
+    fn a_stop_does_not_hold_once_the_trial_beats_the_incumbent() {
+        let t = 30;
+        let done: Vec<f64> = (1..=t)
+            .map(|e| 0.6 - 0.3 * (-(e as f64) / 4.0).exp())
+            .collect();
+        let incumbent = done[t - 1];
+        let mut trial: Vec<f64> = (1..=5).map(|e| 0.3 + 0.01 * e as f64).collect();
+        let curves = vec![done.clone(), trial.clone()];
+        let v = views(&curves, t);
+        let p = quick();
+        assert!(p.still_stops(1, &study(Metric::Accuracy, t, &v)));
+        // Two epochs later the trial jumped past the incumbent.
+        trial.extend([0.5, incumbent + 0.01]);
+        let curves = vec![done, trial];
+        let v = views(&curves, t);
+        assert!(!p.still_stops(1, &study(Metric::Accuracy, t, &v)));
+    }
+
+    #[test]
+    fn parses_its_settings() {
+        let p: LearningCurve = "lc(threshold=0.01, min_epochs=6, predictor.walkers=64)"
+            .parse()
+            .unwrap();
+        assert_eq!(p.rule.threshold, 0.01);
+        assert_eq!(p.rule.min_epochs, 6);
+        assert_eq!(p.predictor.walkers, 64);
+        assert_eq!(
+            "lc".parse::<LearningCurve>().unwrap(),
+            LearningCurve::default()
+        );
+        assert!("median".parse::<LearningCurve>().is_err());
+        assert_eq!(p.settings()["threshold"], 0.01);
     }
 }

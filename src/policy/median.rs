@@ -1,6 +1,11 @@
 //! The median stopping rule.
 
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
 use super::{Check, StoppingPolicy, StudyView};
+use crate::error::{Error, Result};
 use crate::stats::median;
 
 /// Stop a trial whose best score so far is worse than the median, at the
@@ -13,7 +18,7 @@ use crate::stats::median;
 /// nothing is stopped before `startup_trials` trials have completed or
 /// before epoch `warmup_epochs` (Optuna's `n_warmup_steps`: a trial whose
 /// epoch `n < warmup_epochs` is never stopped).
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct MedianRule {
     /// Completed trials needed before anything is stopped.
     pub startup_trials: usize,
@@ -21,20 +26,37 @@ pub struct MedianRule {
     pub warmup_epochs: usize,
 }
 
+impl MedianRule {
+    pub const NAME: &'static str = "median";
+}
+
 impl Default for MedianRule {
-    /// Optuna's defaults: 5 startup trials, 0 warm-up epochs. (Protocol R
-    /// compares against Optuna with 5 warm-up steps; see `docs/benchmarks.md`.)
+    /// 5 startup trials (Optuna's default) and 5 warm-up epochs (Optuna's
+    /// default is 0; protocol R compares the rule with Optuna's pruner set
+    /// to 5, and a median of first-epoch scores says little).
     fn default() -> Self {
         MedianRule {
             startup_trials: 5,
-            warmup_epochs: 0,
+            warmup_epochs: 5,
         }
+    }
+}
+
+impl FromStr for MedianRule {
+    type Err = Error;
+    /// `median`, or `median(startup_trials=3, warmup_epochs=0)`.
+    fn from_str(s: &str) -> Result<Self> {
+        super::from_spec(Self::NAME, s)
     }
 }
 
 impl StoppingPolicy for MedianRule {
     fn name(&self) -> &'static str {
-        "median"
+        Self::NAME
+    }
+
+    fn settings(&self) -> serde_json::Value {
+        serde_json::to_value(self).unwrap_or_default()
     }
 
     fn check(&mut self, trial: usize, study: &StudyView) -> Check {
@@ -56,7 +78,7 @@ impl StoppingPolicy for MedianRule {
         let median = median(&completed);
         let best = study.best_of(scores.iter().copied());
         match best {
-            Some(b) if study.metric.better(median, b) => Check::Stop,
+            Some(b) if study.objective.better(median, b) => Check::Stop,
             _ => Check::Continue,
         }
     }

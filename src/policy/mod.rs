@@ -21,25 +21,31 @@
 //! * [`Hyperband`] — Hyperband (Li et al., JMLR 2018) as a set of ASHA
 //!   brackets, each trial assigned to one.
 //!
-//! All policies see the same [`StudyView`]: every trial's scores so far and
-//! the incumbent (the best final value of a trial that ran to the horizon).
+//! All policies see the same [`StudyView`]: every trial's scores so far, the
+//! incumbent (the best final value of a trial that ran to the horizon) and
+//! the study's seed. Each is named and parsed where it is defined
+//! (`FromStr`, [`parse`]), with its settings ([`crate::spec`]).
 
 mod halving;
 mod lc;
 mod median;
 
+use std::str::FromStr;
+
 pub use halving::{Hyperband, SuccessiveHalving};
 pub use lc::LearningCurve;
 pub use median::MedianRule;
 
-use crate::curve::Metric;
+use crate::error::{Error, Result};
+use crate::spec;
+use crate::study::Objective;
 
 /// The state of one trial, as policies see it.
 #[derive(Debug, Clone, Copy)]
 pub struct TrialView<'a> {
     /// The trial's number.
     pub id: usize,
-    /// Validation scores after epochs `1..=scores.len()` (metric units).
+    /// Validation scores after epochs `1..=scores.len()` (objective units).
     pub scores: &'a [f64],
     /// Whether the trial ran to the horizon.
     pub completed: bool,
@@ -50,22 +56,24 @@ pub struct TrialView<'a> {
 /// The study, as policies see it.
 #[derive(Debug, Clone, Copy)]
 pub struct StudyView<'a> {
-    pub metric: Metric,
+    pub objective: Objective,
     /// Epochs of a full run.
     pub horizon: usize,
     /// Every trial started so far, by number.
     pub trials: &'a [TrialView<'a>],
     /// Best final value of a trial that ran to the horizon.
     pub incumbent: Option<f64>,
+    /// The study's seed: every random choice of a policy flows from it.
+    pub seed: u64,
 }
 
 impl StudyView<'_> {
-    /// The best of the values by the study's metric (`None` if empty).
+    /// The best of the values by the study's objective (`None` if empty).
     pub fn best_of(&self, values: impl IntoIterator<Item = f64>) -> Option<f64> {
         values
             .into_iter()
             .filter(|v| v.is_finite())
-            .reduce(|a, b| if self.metric.better(b, a) { b } else { a })
+            .reduce(|a, b| if self.objective.better(b, a) { b } else { a })
     }
 }
 
@@ -76,16 +84,18 @@ pub struct Assessment {
     pub stop: bool,
     /// `P(final value better than the incumbent)`, if the policy computed it.
     pub p_better: Option<f64>,
-    /// Predicted final value and its predictive variance (finite), if any;
-    /// a stopped trial is reported to the sampler with these.
+    /// Predicted final value and its predictive variance (finite, objective
+    /// units), if any; a stopped trial is reported to the sampler with these.
     pub final_value: Option<(f64, f64)>,
     /// For a stop, a band over the remaining epochs, `(epoch, q05, median,
     /// q95)`, for plots (empty otherwise).
     pub band: Vec<(usize, f64, f64, f64)>,
 }
 
-/// An assessment to run off the training path.
-pub type AssessJob = Box<dyn FnOnce() -> Assessment + Send>;
+/// An assessment to run off the training path: an [`Assessment`], or why
+/// none could be made (recorded; the trial is assessed again at its next
+/// check).
+pub type AssessJob = Box<dyn FnOnce() -> std::result::Result<Assessment, String> + Send>;
 
 /// A policy's answer after an epoch.
 pub enum Check {
@@ -106,32 +116,117 @@ impl std::fmt::Debug for Check {
 }
 
 /// Decides which running trials to stop.
+///
+/// A policy keeps no history of its own: everything it needs is in the
+/// [`StudyView`] (which is the fold of the study's events), so a resumed
+/// study, or one shared by many workers, decides the same way. Randomness
+/// comes from [`StudyView::seed`].
 pub trait StoppingPolicy: Send {
-    /// A short name for journals and tables (`"lc"`, `"median"`, ...).
+    /// A short name for headers and tables (`"lc"`, `"median"`, ...).
     fn name(&self) -> &'static str;
+
+    /// Every setting that changes a decision, recorded in the study's header
+    /// so that a study is only resumed with the same ones. The default,
+    /// `null`, records none (the name alone is compared).
+    fn settings(&self) -> serde_json::Value {
+        serde_json::Value::Null
+    }
+
+    /// Refuses an objective the policy cannot work with (checked when the
+    /// study starts). The default accepts every objective.
+    fn accepts(&self, objective: &Objective) -> Result<()> {
+        let _ = objective;
+        Ok(())
+    }
 
     /// Called after epoch `study.trials[trial].scores.len()` of a running
     /// trial (always before the horizon, with finite scores).
     fn check(&mut self, trial: usize, study: &StudyView) -> Check;
+
+    /// Whether a stop that an assessment asked for still holds now, when it
+    /// takes effect: the trial may have reported more epochs while the
+    /// assessment ran (on real training it runs beside the trial). The
+    /// default says yes.
+    fn still_stops(&self, trial: usize, study: &StudyView) -> bool {
+        let _ = (trial, study);
+        true
+    }
 }
 
 impl StoppingPolicy for Box<dyn StoppingPolicy> {
     fn name(&self) -> &'static str {
         (**self).name()
     }
-
+    fn settings(&self) -> serde_json::Value {
+        (**self).settings()
+    }
+    fn accepts(&self, objective: &Objective) -> Result<()> {
+        (**self).accepts(objective)
+    }
     fn check(&mut self, trial: usize, study: &StudyView) -> Check {
         (**self).check(trial, study)
     }
+    fn still_stops(&self, trial: usize, study: &StudyView) -> bool {
+        (**self).still_stops(trial, study)
+    }
+}
+
+/// The policy a spec names (see [`crate::spec`]): `none`, `lc`, `median`,
+/// `asha` or `hyperband`, with optional settings (`lc(threshold=0.01)`).
+pub fn parse(spec: &str) -> Result<Box<dyn StoppingPolicy>> {
+    let (name, _) = spec::split(spec)?;
+    Ok(match name.as_str() {
+        NoStopping::NAME => Box::new(spec.parse::<NoStopping>()?),
+        LearningCurve::NAME => Box::new(spec.parse::<LearningCurve>()?),
+        MedianRule::NAME => Box::new(spec.parse::<MedianRule>()?),
+        SuccessiveHalving::NAME => Box::new(spec.parse::<SuccessiveHalving>()?),
+        Hyperband::NAME => Box::new(spec.parse::<Hyperband>()?),
+        other => {
+            return Err(Error::invalid(
+                "policy",
+                format!("`{other}`: expected none, lc, median, asha or hyperband"),
+            ));
+        }
+    })
+}
+
+/// `FromStr` of a policy named `name` with serialisable settings.
+fn from_spec<T>(name: &str, text: &str) -> Result<T>
+where
+    T: Default + serde::Serialize + serde::de::DeserializeOwned,
+{
+    let (given, settings) = spec::split(text)?;
+    if given != name {
+        return Err(Error::invalid(
+            "policy",
+            format!("`{text}` does not name the `{name}` policy"),
+        ));
+    }
+    spec::apply(name, &T::default(), &settings)
 }
 
 /// Every trial runs to the horizon.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct NoStopping;
+
+impl NoStopping {
+    pub const NAME: &'static str = "none";
+}
+
+impl FromStr for NoStopping {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        let (name, settings) = spec::split(s)?;
+        if name != Self::NAME || !settings.is_empty() {
+            return Err(Error::invalid("policy", format!("`{s}` is not `none`")));
+        }
+        Ok(NoStopping)
+    }
+}
 
 impl StoppingPolicy for NoStopping {
     fn name(&self) -> &'static str {
-        "none"
+        Self::NAME
     }
 
     fn check(&mut self, _trial: usize, _study: &StudyView) -> Check {
@@ -158,12 +253,17 @@ pub(crate) mod testing {
     }
 
     /// A study over `trials` with the incumbent taken from completed ones.
-    pub fn study<'a>(metric: Metric, horizon: usize, trials: &'a [TrialView<'a>]) -> StudyView<'a> {
+    pub fn study<'a>(
+        objective: impl Into<Objective>,
+        horizon: usize,
+        trials: &'a [TrialView<'a>],
+    ) -> StudyView<'a> {
         let mut s = StudyView {
-            metric,
+            objective: objective.into(),
             horizon,
             trials,
             incumbent: None,
+            seed: 3,
         };
         s.incumbent = s.best_of(
             trials
