@@ -240,6 +240,7 @@ fn ctx(trial: usize, horizon: usize) -> TrialContext {
         horizon,
         worker: 0,
         threads: 1,
+        time_limit: None,
         checkpoint_dir: std::env::temp_dir(),
     }
 }

@@ -40,6 +40,11 @@ pub enum Error {
     #[error("no configuration left to propose")]
     Exhausted,
 
+    /// The study was interrupted ([`crate::tuner::Interrupt`]); its running
+    /// trials are left to a later run, which starts them again.
+    #[error("interrupted")]
+    Interrupted,
+
     /// An argument or setting is out of its valid range.
     #[error("invalid {what}: {message}")]
     Invalid { what: &'static str, message: String },

@@ -22,4 +22,4 @@ pub use crate::space::{Config, Scale, Space, Value, from_config, to_config};
 pub use crate::storage::{Journal, Memory, Storage};
 pub use crate::study::{Direction, Event, Objective, Status, Study, TrialRecord};
 pub use crate::trial::{EpochReport, Pruned, Trainable, TrialContext, TrialError};
-pub use crate::tuner::{Budget, Tuner};
+pub use crate::tuner::{Budget, Interrupt, Tuner};

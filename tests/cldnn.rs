@@ -36,6 +36,7 @@ fn context(seed: u64, dir: &std::path::Path) -> TrialContext {
         horizon: 3,
         worker: 0,
         threads: 1,
+        time_limit: None,
         checkpoint_dir: dir.to_path_buf(),
     }
 }

@@ -7,6 +7,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 
+mod tune;
+
 use foresight::curve::PredictorConfig;
 use foresight::{report, spec, storage, tuner};
 use foresight_protocols::{curveset, predict as protocol, replay};
@@ -40,6 +42,22 @@ enum MetricArg {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Tune a training program in any language: each trial runs the study
+    /// file's command with the trial's configuration, reads one line per
+    /// epoch from its stdout (JSON, `key=value`, or a pattern), and stops
+    /// the runs that will not beat the best (process group: SIGTERM, a
+    /// grace period, SIGKILL). Ctrl-C stops every trial cleanly; the same
+    /// command continues the study.
+    #[command(after_long_help = concat!(
+        "A complete study file (examples/command/study.toml):\n\n",
+        include_str!("../../examples/command/study.toml")
+    ))]
+    Tune {
+        /// The study file (TOML).
+        study: PathBuf,
+        #[command(flatten)]
+        overrides: tune::Overrides,
+    },
     /// Protocol P: predict the final value of logged curves from their
     /// first epochs, and score accuracy, calibration, stop decisions and speed.
     Predict {
@@ -80,8 +98,9 @@ enum Command {
     /// Protocol R: replay tuning runs on logged curves (simulated clock) and
     /// measure samplers and stopping policies side by side.
     Replay {
-        /// Curve set: JSON Lines (optionally .gz) or a long CSV
-        /// (trial,epoch,value,<hyperparameters>); repeat for several.
+        /// Curve set: JSON Lines (optionally .gz), a long CSV
+        /// (trial,epoch,value,<hyperparameters>), or a study folder (its
+        /// completed trials); repeat for several.
         #[arg(long, required = true)]
         curves: Vec<PathBuf>,
         /// Direction of a CSV's metric (JSON Lines carry their own).
@@ -146,7 +165,7 @@ enum Command {
 
 fn main() -> ExitCode {
     match run(Cli::parse()) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE
@@ -154,8 +173,16 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli) -> foresight::Result<()> {
+fn run(cli: Cli) -> foresight::Result<ExitCode> {
+    if let Command::Tune { study, overrides } = cli.command {
+        return tune::tune(&study, overrides);
+    }
+    run_other(cli).map(|()| ExitCode::SUCCESS)
+}
+
+fn run_other(cli: Cli) -> foresight::Result<()> {
     match cli.command {
+        Command::Tune { .. } => unreachable!("handled by run"),
         Command::Replay {
             curves,
             metric,
@@ -170,7 +197,10 @@ fn run(cli: Cli) -> foresight::Result<()> {
         } => {
             let mut records = Vec::new();
             for path in &curves {
-                if path.extension().is_some_and(|e| e == "csv") {
+                if path.is_dir() {
+                    let (study, _) = storage::open(&path.to_string_lossy())?.load()?;
+                    records.extend(curveset::from_study(&study, &path.to_string_lossy())?);
+                } else if path.extension().is_some_and(|e| e == "csv") {
                     let m = metric.ok_or_else(|| {
                         foresight::Error::invalid("metric", "a CSV needs --metric accuracy|loss")
                     })?;

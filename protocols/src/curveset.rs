@@ -20,7 +20,8 @@ use std::path::Path;
 use serde_json::Value;
 
 use foresight::error::{Error, Result};
-use foresight::study::Objective;
+use foresight::space::Value as ConfigValue;
+use foresight::study::{Direction, Objective, Status, Study};
 
 /// A hyperparameter value as logged: a number or a string (categorical).
 #[derive(Debug, Clone, PartialEq)]
@@ -98,6 +99,46 @@ fn nonempty(path: &Path, curves: Vec<CurveRecord>) -> Result<Vec<CurveRecord>> {
         ));
     }
     Ok(curves)
+}
+
+/// The curves of a study's trials that ran to the horizon (completed, or
+/// diverged with a score each epoch), as one task named after `name`: what
+/// replay needs to measure another strategy on a study's own runs. Errors:
+/// the study has no such trial.
+pub fn from_study(study: &Study, name: &str) -> Result<Vec<CurveRecord>> {
+    let horizon = study.header.horizon;
+    let records: Vec<CurveRecord> = study
+        .trials
+        .iter()
+        .filter(|t| t.scores.len() == horizon && t.status == Some(Status::Completed))
+        .map(|t| CurveRecord {
+            source: "study".into(),
+            task: name.to_string(),
+            config_id: t.id as u64,
+            config: t
+                .config
+                .iter()
+                .map(|(k, v)| {
+                    let v = match v {
+                        ConfigValue::Int(i) => ParamValue::Number(*i as f64),
+                        ConfigValue::Float(f) => ParamValue::Number(*f),
+                        ConfigValue::Str(s) => ParamValue::Text(s.clone()),
+                    };
+                    (k.clone(), v)
+                })
+                .collect(),
+            metric: "score".into(),
+            higher_is_better: study.header.objective.direction == Direction::Maximize,
+            values: t.scores.clone(),
+        })
+        .collect();
+    if records.is_empty() {
+        return Err(Error::invalid(
+            "curves",
+            format!("the study {name} has no completed trial to replay"),
+        ));
+    }
+    Ok(records)
 }
 
 /// The objective of a task's curves: the direction they record, with the

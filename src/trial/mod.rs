@@ -19,9 +19,14 @@
 //! Checkpoints are optional: a model that implements [`Trainable::save`] and
 //! [`Trainable::restore`] is continued from its last checkpoint when a
 //! killed study is resumed, instead of being trained again from scratch.
+//!
+//! A program in any language can be a trial too: [`command`].
+
+pub mod command;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// The error a trial returns: anything the user's code produces.
 pub type TrialError = Box<dyn std::error::Error + Send + Sync>;
@@ -43,6 +48,10 @@ pub struct TrialContext {
     /// Compute threads this trial may use (the tuner also runs the trial
     /// inside a rayon pool of that size).
     pub threads: usize,
+    /// The study's per-trial time limit, from the trial's start, if it has
+    /// one (a trial that can stop itself does: a command trial stops its
+    /// program at it; the tuner fails the trial then in any case).
+    pub time_limit: Option<Duration>,
     /// A folder of this trial's own for checkpoints (created by the tuner;
     /// empty when the study keeps no checkpoints).
     pub checkpoint_dir: PathBuf,

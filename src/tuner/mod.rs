@@ -26,6 +26,8 @@ mod simulated;
 mod threads;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 pub use command::{COMMAND_FILE, Command};
@@ -55,6 +57,33 @@ pub struct Budget {
     /// Wall-clock time one trial may take, from its start (real runs only):
     /// a trial past it fails with that reason, even if its epoch hangs.
     pub trial_time: Option<Duration>,
+}
+
+/// A switch that stops a running study at once — what Ctrl-C should do.
+/// The study's storage keeps everything recorded so far; its running
+/// trials are left unfinished there, and a later run of the study takes them
+/// over and starts them again (from their checkpoints). [`Tuner::run`]
+/// returns [`Error::Interrupted`] within a tenth of a second of
+/// [`Interrupt::interrupt`]; trials still inside an epoch are not waited
+/// for (a command trial's program is stopped by
+/// [`crate::trial::command::TrainingCommand::stop_all`]).
+#[derive(Debug, Clone, Default)]
+pub struct Interrupt(Arc<AtomicBool>);
+
+impl Interrupt {
+    pub fn new() -> Interrupt {
+        Interrupt::default()
+    }
+
+    /// Stops the studies that watch this switch (callable from a signal
+    /// handler's thread).
+    pub fn interrupt(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_interrupted(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
 }
 
 /// Builds and runs tuning studies.
@@ -92,6 +121,7 @@ pub struct Tuner {
     storage: Option<Box<dyn Storage>>,
     output: Output,
     observers: Vec<Box<dyn Observer>>,
+    interrupt: Option<Interrupt>,
 }
 
 impl Tuner {
@@ -114,6 +144,7 @@ impl Tuner {
             storage: None,
             output: Output::Bars,
             observers: Vec::new(),
+            interrupt: None,
         }
     }
 
@@ -180,6 +211,13 @@ impl Tuner {
         self
     }
 
+    /// Watches `switch`: when it is flipped, the study stops at once (see
+    /// [`Interrupt`]).
+    pub fn interrupt(mut self, switch: Interrupt) -> Tuner {
+        self.interrupt = Some(switch);
+        self
+    }
+
     /// Runs the study with real training on worker threads; `build` makes a
     /// trial's model from its configuration and context. It runs on the
     /// worker threads, which the tuner does not wait for when a trial hangs,
@@ -210,6 +248,7 @@ impl Tuner {
         if threads == 0 {
             return Err(Error::invalid("threads", "need at least one per trial"));
         }
+        let interrupt = self.interrupt.clone();
         let (mut ctl, created) = self.controller()?;
         if let Some(dir) = ctl.folder().map(|d| d.to_path_buf()) {
             if created {
@@ -220,7 +259,14 @@ impl Tuner {
         let start = Instant::now();
         let offset = ctl.study.elapsed;
         let clock = move || offset + start.elapsed().as_secs_f64();
-        let result = threads::run(&mut ctl, build, workers, threads, &clock);
+        let result = threads::run(
+            &mut ctl,
+            build,
+            workers,
+            threads,
+            &clock,
+            interrupt.as_ref(),
+        );
         ctl.finish();
         result.map(|_| ctl.study)
     }
@@ -234,10 +280,11 @@ impl Tuner {
         F: Fn(&Config, &TrialContext) -> std::result::Result<T, TrialError>,
     {
         let workers = self.workers;
+        let interrupt = self.interrupt.clone();
         let (mut ctl, _) = self.controller()?;
         ctl.budget.wall = None;
         ctl.budget.trial_time = None;
-        let result = simulated::run(&mut ctl, &build, workers);
+        let result = simulated::run(&mut ctl, &build, workers, interrupt.as_ref());
         ctl.finish();
         result.map(|_| ctl.study)
     }

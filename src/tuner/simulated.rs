@@ -8,12 +8,17 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::PathBuf;
 
 use super::controller::{Controller, Directive, panic_message};
-use super::{Failure, guarded};
-use crate::error::Result;
+use super::{Failure, Interrupt, guarded};
+use crate::error::{Error, Result};
 use crate::space::Config;
 use crate::trial::{Trainable, TrialContext, TrialError};
 
-pub(super) fn run<T, F>(ctl: &mut Controller, build: &F, workers: usize) -> Result<()>
+pub(super) fn run<T, F>(
+    ctl: &mut Controller,
+    build: &F,
+    workers: usize,
+    interrupt: Option<&Interrupt>,
+) -> Result<()>
 where
     T: Trainable,
     F: Fn(&Config, &TrialContext) -> std::result::Result<T, TrialError>,
@@ -55,6 +60,7 @@ where
                     horizon,
                     worker: w,
                     threads: 1,
+                    time_limit: None,
                     checkpoint_dir: PathBuf::new(),
                 };
                 match guarded(|| build(&a.config, &ctx)) {
@@ -63,6 +69,9 @@ where
                     Err(Failure::Pruned(r)) => ctl.pruned(a.id, r)?,
                 }
             }
+        }
+        if interrupt.is_some_and(|i| i.is_interrupted()) {
+            return Err(Error::Interrupted);
         }
         // The busy worker whose epoch ends first.
         let Some(w) = (0..workers)

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{RecvTimeoutError, Sender, bounded, unbounded};
 
 use super::controller::{Assignment, Controller, Directive, epoch_dir, panic_message, trial_dir};
-use super::{Failure, guarded};
+use super::{Failure, Interrupt, guarded};
 use crate::error::{Error, Result};
 use crate::policy::{AssessJob, Assessment};
 use crate::space::Config;
@@ -74,6 +74,7 @@ struct Shared<F> {
     msg: Sender<Msg>,
     horizon: usize,
     threads: usize,
+    time_limit: Option<Duration>,
     checkpoints: Option<PathBuf>,
 }
 
@@ -84,6 +85,7 @@ impl<F> Clone for Shared<F> {
             msg: self.msg.clone(),
             horizon: self.horizon,
             threads: self.threads,
+            time_limit: self.time_limit,
             checkpoints: self.checkpoints.clone(),
         }
     }
@@ -132,6 +134,7 @@ pub(super) fn run<T, F>(
     workers: usize,
     threads: usize,
     clock: &dyn Fn() -> f64,
+    interrupt: Option<&Interrupt>,
 ) -> Result<()>
 where
     T: Trainable + 'static,
@@ -144,6 +147,7 @@ where
         msg: msg_tx.clone(),
         horizon: ctl.study.header.horizon,
         threads,
+        time_limit: ctl.budget.trial_time,
         checkpoints: ctl.checkpoints.clone(),
     };
     // The assessor: a panic inside an assessment is an error recorded for
@@ -207,12 +211,25 @@ where
         };
         top_up(ctl, &mut slots)?;
         while slots.iter().any(|s| s.trial.is_some()) {
-            let wait = next_wait(ctl, clock());
+            let mut wait = next_wait(ctl, clock());
+            if interrupt.is_some() {
+                wait = wait.min(Duration::from_millis(100));
+            }
             let msg = match msg_rx.recv_timeout(wait) {
                 Ok(m) => Some(m),
                 Err(RecvTimeoutError::Timeout) => None,
                 Err(RecvTimeoutError::Disconnected) => break,
             };
+            if interrupt.is_some_and(|i| i.is_interrupted()) {
+                // Nothing more is recorded: the running trials stay
+                // unfinished for a later run to take over.
+                for slot in slots.iter_mut() {
+                    if slot.trial.take().is_some() {
+                        slot.handle = None;
+                    }
+                }
+                return Err(Error::Interrupted);
+            }
             ctl.now = clock();
             let freed = |slots: &mut [Slot], trial: usize| {
                 if let Some(s) = slots.iter_mut().find(|s| s.trial == Some(trial)) {
@@ -338,6 +355,7 @@ where
         horizon: shared.horizon,
         worker,
         threads: shared.threads,
+        time_limit: shared.time_limit,
         checkpoint_dir: dir.clone().unwrap_or_default(),
     };
     let mut model = match guarded(|| (shared.build)(&a.config, &ctx)) {
