@@ -22,6 +22,8 @@
 //!
 //! A program in any language can be a trial too: [`command`].
 
+// Process groups and signals: Unix (the parent-death signal: Linux).
+#[cfg(unix)]
 pub mod command;
 
 use std::collections::BTreeMap;
