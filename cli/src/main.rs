@@ -7,10 +7,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 
+mod recipe;
 mod tune;
 
 use foresight::curve::PredictorConfig;
-use foresight::{report, spec, storage, tuner};
+use foresight::{report, spec, storage};
 use foresight_protocols::{curveset, predict as protocol, replay};
 
 #[derive(Parser)]
@@ -54,7 +55,8 @@ enum Command {
     ))]
     Tune {
         /// The study file (TOML).
-        study: PathBuf,
+        #[arg(value_name = "STUDY_FILE")]
+        file: PathBuf,
         #[command(flatten)]
         overrides: tune::Overrides,
     },
@@ -141,11 +143,15 @@ enum Command {
     /// Continue a study killed before it finished. A study run by a program
     /// of yours is continued by running that program again with the same
     /// settings (it resumes from the study's storage without losing or
-    /// repeating a completed trial). Its folder records the command line
+    /// repeating a completed trial). Its storage records the command line
     /// that created it: this shows it, and runs it only with --yes.
     Resume {
-        /// The study's storage: its folder.
+        /// The study's storage: its folder, or a PostgreSQL database
+        /// (`postgres://user@host/db`, with --study).
         storage: String,
+        /// The study's name in a database.
+        #[arg(long)]
+        study: Option<String>,
         /// Run the recorded command (after reading it: a study folder from
         /// someone else can hold any command).
         #[arg(long)]
@@ -155,12 +161,29 @@ enum Command {
     /// saved, metrics and attributes) and draw its learning curves and
     /// incumbent as SVG figures.
     Report {
-        /// The study's storage: its folder.
+        /// The study's storage: its folder, or a PostgreSQL database
+        /// (`postgres://user@host/db`, with --study).
         storage: String,
+        /// The study's name in a database.
+        #[arg(long)]
+        study: Option<String>,
         /// Where the figures go (default: the study folder's report/).
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// List the studies of a PostgreSQL database: events, trials, running
+    /// trials, and workers heard from in the last minute.
+    Studies {
+        /// The database: `postgres://user@host/db` (default: the
+        /// environment variable FORESIGHT_STORAGE).
+        #[arg(long, env = "FORESIGHT_STORAGE", hide_env_values = true)]
+        storage: String,
+    },
+    /// Print what starts a study's workers on a cluster: a Slurm job-array
+    /// script (`> job.sh; sbatch job.sh`) or a Kubernetes Indexed Job
+    /// (`| kubectl apply -f -`), one `foresight tune` process per array task
+    /// or pod, sharing a study in PostgreSQL (docs/clusters.md).
+    Recipe(recipe::RecipeArgs),
 }
 
 fn main() -> ExitCode {
@@ -174,8 +197,8 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> foresight::Result<ExitCode> {
-    if let Command::Tune { study, overrides } = cli.command {
-        return tune::tune(&study, overrides);
+    if let Command::Tune { file, overrides } = cli.command {
+        return tune::tune(&file, overrides);
     }
     run_other(cli).map(|()| ExitCode::SUCCESS)
 }
@@ -198,7 +221,7 @@ fn run_other(cli: Cli) -> foresight::Result<()> {
             let mut records = Vec::new();
             for path in &curves {
                 if path.is_dir() {
-                    let (study, _) = storage::open(&path.to_string_lossy())?.load()?;
+                    let (study, _) = storage::open(&path.to_string_lossy(), None)?.load()?;
                     records.extend(curveset::from_study(&study, &path.to_string_lossy())?);
                 } else if path.extension().is_some_and(|e| e == "csv") {
                     let m = metric.ok_or_else(|| {
@@ -326,8 +349,34 @@ fn run_other(cli: Cli) -> foresight::Result<()> {
             }
             Ok(())
         }
-        Command::Report { storage, out } => {
-            let mut store = storage::open(&storage)?;
+        Command::Recipe(args) => {
+            print!("{}", recipe::render(&args)?);
+            Ok(())
+        }
+        Command::Studies { storage } => {
+            let rows = foresight::storage::Postgres::studies(&storage)?;
+            if rows.is_empty() {
+                println!("no studies");
+                return Ok(());
+            }
+            println!(
+                "{:<24} {:<19} {:>8} {:>7} {:>8} {:>8}",
+                "study", "created", "events", "trials", "running", "workers"
+            );
+            for r in rows {
+                println!(
+                    "{:<24} {:<19} {:>8} {:>7} {:>8} {:>8}",
+                    r.name, r.created, r.events, r.trials, r.running, r.workers
+                );
+            }
+            Ok(())
+        }
+        Command::Report {
+            storage,
+            study,
+            out,
+        } => {
+            let mut store = storage::open(&storage, study.as_deref())?;
             let (study, events) = store.load()?;
             print!("{}", report::summary(&study));
             let out = match (out, store.folder()) {
@@ -346,58 +395,59 @@ fn run_other(cli: Cli) -> foresight::Result<()> {
             }
             Ok(())
         }
-        Command::Resume { storage, yes } => {
-            let mut store = storage::open(&storage)?;
+        Command::Resume {
+            storage,
+            study: name,
+            yes,
+        } => {
+            let mut store = storage::open(&storage, name.as_deref())?;
             let (study, _) = store.load()?;
-            let dir = store
-                .folder()
-                .ok_or_else(|| {
-                    foresight::Error::invalid(
-                        "resume",
-                        "this storage records no command: run your program again",
-                    )
-                })?
-                .to_path_buf();
             let running = study.running().count();
-            let command = tuner::Command::load(&dir).map_err(|e| {
+            let command = store.command()?.ok_or_else(|| {
                 foresight::Error::invalid(
                     "resume",
                     format!(
-                        "{e}; run the program that created the study again, with the same \
-                         settings, to continue it"
+                        "{} records no command; run the program that created the study \
+                         again, with the same settings, to continue it",
+                        store.describe()
                     ),
                 )
             })?;
             eprintln!(
                 "{}: {} trials so far ({running} unfinished); it was created by\n  \
                  (in {}) {}",
-                dir.display(),
+                store.describe(),
                 study.trials.len(),
                 command.cwd.display(),
                 command.display()
             );
             if !yes {
+                let study_flag = name.map_or(String::new(), |n| format!(" --study {n}"));
                 eprintln!(
                     "to continue the study, run that command again yourself, or run \
-                     `foresight resume {storage} --yes` to have it run"
+                     `foresight resume {}{study_flag} --yes` to have it run",
+                    foresight::study::hide_password(&storage)
                 );
                 return Err(foresight::Error::invalid(
                     "resume",
-                    "not run without --yes (a study folder can hold any command)",
+                    "not run without --yes (a study can hold any command)",
                 ));
             }
             let (program, args) = command
                 .argv
                 .split_first()
                 .ok_or_else(|| foresight::Error::invalid("command", "empty command"))?;
-            let status = std::process::Command::new(program)
-                .args(args)
-                .current_dir(&command.cwd)
-                .status()
-                .map_err(|source| foresight::Error::Io {
-                    path: program.into(),
-                    source,
-                })?;
+            let mut child = std::process::Command::new(program);
+            child.args(args).current_dir(&command.cwd);
+            if storage.contains("://") {
+                // A study in a database: the command finds it there even if
+                // it named it through the environment.
+                child.env("FORESIGHT_STORAGE", &storage);
+            }
+            let status = child.status().map_err(|source| foresight::Error::Io {
+                path: program.into(),
+                source,
+            })?;
             if status.success() {
                 Ok(())
             } else {

@@ -39,6 +39,12 @@ struct StudyFile {
     #[serde(default = "lc")]
     policy: String,
     storage: Option<String>,
+    /// The study's name in a database.
+    study: Option<String>,
+    /// The trials' folders and checkpoints, for a storage without a folder.
+    dir: Option<PathBuf>,
+    worker_grace_seconds: Option<f64>,
+    retries: Option<usize>,
     #[serde(default)]
     gpus: Vec<toml::Value>,
     pattern: Option<String>,
@@ -77,10 +83,29 @@ fn lc() -> String {
 /// Settings of the study file that flags override.
 #[derive(Debug, Args)]
 pub struct Overrides {
-    /// Where the study is kept (a folder); default: the file's `storage`,
-    /// or runs/FILE_STEM.
-    #[arg(long)]
+    /// Where the study is kept: a folder, or a PostgreSQL database
+    /// (`postgres://user@host/db`; workers on many machines then share the
+    /// study); default: the environment variable FORESIGHT_STORAGE, then
+    /// the file's `storage`, then runs/NAME.
+    #[arg(long, env = "FORESIGHT_STORAGE", hide_env_values = true)]
     storage: Option<String>,
+    /// The study's name (in a database); default: the file's `study`, or
+    /// its stem.
+    #[arg(long)]
+    study: Option<String>,
+    /// The trials' folders and checkpoints when the storage is a database
+    /// (default: the file's `dir`, or runs/NAME); share it between machines
+    /// (a network file system) for a lost worker's trial to continue from
+    /// its checkpoint elsewhere.
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// Seconds another worker may be silent before its trials are taken
+    /// over (a database only; default 60).
+    #[arg(long)]
+    worker_grace: Option<f64>,
+    /// Times a lost worker's trial is started again (default 3).
+    #[arg(long)]
+    retries: Option<usize>,
     /// Trials at once.
     #[arg(long)]
     workers: Option<usize>,
@@ -133,10 +158,11 @@ pub fn tune(path: &Path, o: Overrides) -> Result<ExitCode> {
     let stem = path
         .file_stem()
         .map_or("study".into(), |s| s.to_string_lossy().into_owned());
+    let name = o.study.or(file.study.take()).unwrap_or(stem);
     let storage = o
         .storage
         .or(file.storage.take())
-        .unwrap_or(format!("runs/{stem}"));
+        .unwrap_or(format!("runs/{name}"));
     let space = {
         // The `[[param]]` tables in the search space's own TOML form.
         let mut table = toml::Table::new();
@@ -164,16 +190,24 @@ pub fn tune(path: &Path, o: Overrides) -> Result<ExitCode> {
         wall: minutes(o.minutes.or(file.budget.minutes))?,
         trial_time: minutes(o.trial_minutes.or(file.budget.trial_minutes))?,
     };
-    let store = storage::open(&storage)?;
-    let folder = store
-        .folder()
-        .ok_or_else(|| {
-            invalid(
-                path,
-                "a training command's study needs a study folder (for the trials' logs)",
-            )
-        })?
-        .to_path_buf();
+    let store = storage::open(&storage, Some(&name))?;
+    // The trials' folders: the study folder's, or (a database) the given one.
+    let folder = match store.folder() {
+        Some(f) => f.to_path_buf(),
+        None => o
+            .dir
+            .or(file.dir.take())
+            .unwrap_or_else(|| PathBuf::from(format!("runs/{name}"))),
+    };
+    let grace = o
+        .worker_grace
+        .or(file.worker_grace_seconds)
+        .map(|g| {
+            Duration::try_from_secs_f64(g)
+                .map_err(|_| invalid(path, format!("{g} is not a number of seconds")))
+        })
+        .transpose()?
+        .unwrap_or(Duration::from_secs(60));
     let mut command = TrainingCommand::new(file.command, file.metric, folder.join("trials"));
     if let Some(p) = &file.pattern {
         command.format = LineFormat::pattern(p)?;
@@ -218,9 +252,10 @@ pub fn tune(path: &Path, o: Overrides) -> Result<ExitCode> {
         eprintln!(
             "tuning `{}`: {workers} workers, {horizon} epochs per trial, study {}",
             command.argv.join(" "),
-            folder.display()
+            store.describe()
         );
     }
+    let storage_shown = store.describe();
     let runner = Arc::new(command);
     let result = Tuner::new(space, objective, horizon)
         .sampler(sampler)
@@ -228,6 +263,9 @@ pub fn tune(path: &Path, o: Overrides) -> Result<ExitCode> {
         .workers(workers)
         .seed(seed)
         .budget(budget)
+        .worker_grace(grace)
+        .retries(o.retries.or(file.retries).unwrap_or(3))
+        .checkpoints(folder.join("checkpoints"))
         .storage(store)
         .output(output)
         .interrupt(interrupt)
@@ -240,8 +278,8 @@ pub fn tune(path: &Path, o: Overrides) -> Result<ExitCode> {
     let study = match result {
         Err(Error::Interrupted) => {
             eprintln!(
-                "interrupted; the study is kept in {}: run the same command again to continue it",
-                folder.display()
+                "interrupted; the study is kept in {storage_shown}: run the same command again to \
+                 continue it"
             );
             return Ok(ExitCode::from(130));
         }
@@ -267,6 +305,22 @@ pub fn tune(path: &Path, o: Overrides) -> Result<ExitCode> {
         study.epochs_used,
         full.saturating_sub(study.epochs_used)
     );
-    println!("report: foresight report {}", folder.display());
+    println!("report: foresight report {}", report_args(&storage, &name));
     Ok(ExitCode::SUCCESS)
+}
+
+/// The arguments `foresight report` needs for this study (no password).
+fn report_args(storage: &str, name: &str) -> String {
+    if storage.contains("://") {
+        let shown = storage::open(storage, Some(name)).map_or(String::new(), |s| {
+            s.describe()
+                .split(" (study")
+                .next()
+                .unwrap_or_default()
+                .to_string()
+        });
+        format!("{shown} --study {name}")
+    } else {
+        storage.to_string()
+    }
 }

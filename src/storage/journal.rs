@@ -28,10 +28,13 @@ use std::time::Duration;
 
 use super::{Appended, Cursor, Ledger, Outcome, Storage};
 use crate::error::{Error, Result};
-use crate::study::Event;
+use crate::study::{Command, Event};
 
 /// The journal's file name inside a study folder.
 pub const FILE: &str = "journal.jsonl";
+
+/// The file in a study folder that records the command which created it.
+pub const COMMAND_FILE: &str = "command.json";
 
 /// A study folder. The cursor is a byte offset into the journal.
 #[derive(Debug)]
@@ -298,6 +301,26 @@ impl Storage for Journal {
     fn folder(&self) -> Option<&Path> {
         Some(&self.dir)
     }
+
+    fn record_command(&mut self, command: &Command) -> Result<()> {
+        let path = self.dir.join(COMMAND_FILE);
+        let text = serde_json::to_string_pretty(command).expect("serialisable");
+        std::fs::write(&path, text).map_err(|source| Error::Io { path, source })
+    }
+
+    fn command(&mut self) -> Result<Option<Command>> {
+        let path = self.dir.join(COMMAND_FILE);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => serde_json::from_str(&text)
+                .map(Some)
+                .map_err(|e| Error::Storage {
+                    storage: path.display().to_string(),
+                    message: e.to_string(),
+                }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(Error::Io { path, source }),
+        }
+    }
 }
 
 impl Drop for Journal {
@@ -325,6 +348,7 @@ mod tests {
     #[test]
     fn keeps_the_storage_contract() {
         crate::storage::tests::contract(Box::new(Journal::new(dir("contract"))));
+        crate::storage::tests::keeps_its_command(&mut Journal::new(dir("command")));
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! Where a study is kept: the [`Storage`] seam.
 //!
 //! A storage holds one study's events, in one order that every reader sees.
-//! Many workers (threads of one tuner, processes on one machine, later
-//! machines sharing a database) append to it; each keeps a [`Cursor`], the
+//! Many workers (threads of one tuner, processes on one machine, machines
+//! sharing a database) append to it; each keeps a [`Cursor`], the
 //! position up to which it has read, and folds what it reads into its own
 //! [`crate::study::Study`]. The trait asks for what a database that many
 //! machines append to can give:
@@ -23,20 +23,26 @@
 //!   owner is, before taking over its trials.
 //!
 //! Backends: [`Memory`] (one process; the default when no storage is
-//! given) and [`Journal`] (a study folder; several processes on one
-//! machine). [`open`] picks one from a string, as the command line takes it.
+//! given), [`Journal`] (a study folder; several processes on one machine)
+//! and `Postgres` (the `postgres` feature: a database; workers on many
+//! machines). [`open`] picks one from a string, as the command line takes
+//! it.
 
 mod journal;
 mod memory;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 
 use std::path::Path;
 use std::time::Duration;
 
 pub use journal::Journal;
 pub use memory::Memory;
+#[cfg(feature = "postgres")]
+pub use postgres::Postgres;
 
 use crate::error::{Error, Result};
-use crate::study::{Event, Study};
+use crate::study::{Command, Event, Study};
 
 /// A position in a study's event sequence: the events after it have not
 /// been read. `Cursor::default()` is the start. Its number means something
@@ -93,6 +99,19 @@ pub trait Storage: Send {
         None
     }
 
+    /// Records the command that created the study (the worker that created
+    /// it calls this once), for `foresight resume`. A backend that cannot
+    /// keep it ignores it.
+    fn record_command(&mut self, command: &Command) -> Result<()> {
+        let _ = command;
+        Ok(())
+    }
+
+    /// The command recorded by [`Storage::record_command`], if any.
+    fn command(&mut self) -> Result<Option<Command>> {
+        Ok(None)
+    }
+
     /// The study kept here, with its events (header first). Errors: the
     /// storage cannot be read, or holds no study.
     fn load(&mut self) -> Result<(Study, Vec<Event>)> {
@@ -126,18 +145,46 @@ impl Storage for Box<dyn Storage> {
     fn folder(&self) -> Option<&Path> {
         (**self).folder()
     }
+    fn record_command(&mut self, command: &Command) -> Result<()> {
+        (**self).record_command(command)
+    }
+    fn command(&mut self) -> Result<Option<Command>> {
+        (**self).command()
+    }
 }
 
-/// Opens the storage a string names: a folder path is a [`Journal`]
-/// (created on the first append); `memory:` a fresh [`Memory`].
-pub fn open(spec: &str) -> Result<Box<dyn Storage>> {
+/// Opens the storage a string names: `postgres://…` (or `postgresql://…`)
+/// is study `study` of that database (the `postgres` feature); `memory:` a
+/// fresh [`Memory`]; anything else a study folder, a [`Journal`] (created on
+/// the first append; the folder is the study, `study` is not needed).
+pub fn open(spec: &str, study: Option<&str>) -> Result<Box<dyn Storage>> {
     if spec == "memory:" {
         return Ok(Box::new(Memory::new()));
     }
     if let Some((scheme, _)) = spec.split_once("://") {
+        if scheme == "postgres" || scheme == "postgresql" {
+            #[cfg(feature = "postgres")]
+            {
+                let study = study.ok_or_else(|| {
+                    Error::invalid(
+                        "storage",
+                        "a study in PostgreSQL needs a name (--study NAME)",
+                    )
+                })?;
+                return Ok(Box::new(Postgres::new(spec, study)?));
+            }
+            #[cfg(not(feature = "postgres"))]
+            {
+                let _ = study;
+                return Err(Error::invalid(
+                    "storage",
+                    "this foresight was built without the `postgres` feature",
+                ));
+            }
+        }
         return Err(Error::invalid(
             "storage",
-            format!("`{scheme}://` storages are not supported yet; give a study folder"),
+            format!("`{scheme}://` storages are not supported; give a study folder or postgres://"),
         ));
     }
     Ok(Box::new(Journal::new(spec)))
@@ -175,29 +222,59 @@ impl Ledger {
     }
 
     /// Why `events` appended by `owner` break a rule (`None`: they may be
-    /// stored). Checks the batch in order, as if each were stored (its own
-    /// effects kept aside, so that the ledger is not copied on the hot path
-    /// of one epoch).
+    /// stored).
     pub(crate) fn refuse(&self, owner: &str, events: &[Event]) -> Option<String> {
-        let mut batch = Batch {
-            ledger: self,
-            header: self.header,
-            touched: Vec::new(),
-            started: 0,
-        };
-        for e in events {
-            if let Some(why) = batch.refuse_one(owner, e) {
-                return Some(why);
-            }
-            batch.note(e);
-        }
-        None
+        refuse(self, owner, events)
     }
 }
 
-/// A batch's effects on top of a ledger, while it is checked.
+/// What the rules need to know of the stored study (a backend that keeps
+/// its state elsewhere, like a database, answers from there).
+pub(crate) trait Known {
+    /// Whether the header is stored.
+    fn has_header(&self) -> bool;
+    /// How many trials were started.
+    fn trial_count(&self) -> usize;
+    /// Trial `id`'s owner and whether it has ended (`None`: not started, or
+    /// unknown to this answer).
+    fn trial(&self, id: usize) -> Option<(&str, bool)>;
+}
+
+impl Known for Ledger {
+    fn has_header(&self) -> bool {
+        self.header
+    }
+    fn trial_count(&self) -> usize {
+        self.trials.len()
+    }
+    fn trial(&self, id: usize) -> Option<(&str, bool)> {
+        self.trials.get(id).map(|(o, e)| (o.as_str(), *e))
+    }
+}
+
+/// Why `events` appended by `owner` break a rule of the module
+/// documentation (`None`: they may be stored). Checks the batch in order,
+/// as if each were stored (its own effects kept aside, so that nothing is
+/// copied on the hot path of one epoch).
+pub(crate) fn refuse(known: &dyn Known, owner: &str, events: &[Event]) -> Option<String> {
+    let mut batch = Batch {
+        ledger: known,
+        header: known.has_header(),
+        touched: Vec::new(),
+        started: 0,
+    };
+    for e in events {
+        if let Some(why) = batch.refuse_one(owner, e) {
+            return Some(why);
+        }
+        batch.note(e);
+    }
+    None
+}
+
+/// A batch's effects on top of what is stored, while it is checked.
 struct Batch<'a> {
-    ledger: &'a Ledger,
+    ledger: &'a dyn Known,
     header: bool,
     /// Trials the batch started or changed: number, owner, ended.
     touched: Vec<(usize, String, bool)>,
@@ -207,14 +284,14 @@ struct Batch<'a> {
 
 impl Batch<'_> {
     fn trials(&self) -> usize {
-        self.ledger.trials.len() + self.started
+        self.ledger.trial_count() + self.started
     }
 
     /// A trial's owner and whether it has ended.
     fn trial(&self, id: usize) -> Option<(&str, bool)> {
         match self.touched.iter().rev().find(|t| t.0 == id) {
             Some((_, owner, ended)) => Some((owner, *ended)),
-            None => self.ledger.trials.get(id).map(|(o, e)| (o.as_str(), *e)),
+            None => self.ledger.trial(id),
         }
     }
 
@@ -353,6 +430,22 @@ pub(crate) mod tests {
 
     pub(crate) fn header() -> Event {
         Event::Study(crate::study::test_header())
+    }
+
+    /// A backend that keeps the command that created its study, fresh.
+    pub(crate) fn keeps_its_command(storage: &mut dyn Storage) {
+        storage.append("w", Cursor::default(), &[header()]).unwrap();
+        assert_eq!(storage.command().unwrap(), None);
+        let command = crate::study::Command {
+            argv: vec![
+                "/bin/train".into(),
+                "--storage".into(),
+                "postgres://u:pw@h/db".into(),
+            ],
+            cwd: "/work".into(),
+        };
+        storage.record_command(&command).unwrap();
+        assert_eq!(storage.command().unwrap(), Some(command));
     }
 
     /// The contract every backend keeps, run against a fresh `storage`.

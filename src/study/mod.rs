@@ -3,6 +3,7 @@
 //! * [`Event`] and [`Header`] (`event.rs`): what happens, one record each,
 //!   as a storage keeps them;
 //! * [`Objective`] (`objective.rs`): the direction and range of the metric;
+//! * [`Command`] (`command.rs`): the command line that created a study;
 //! * [`Study`] (here): the state every part of foresight reads — the tuner
 //!   deciding, the progress display, reports, replay — built by
 //!   [`Study::apply`] one event at a time, in the order the storage
@@ -11,11 +12,13 @@
 //!   is one study. (The model depends on nothing above it: a storage keeps
 //!   events, [`crate::storage::Storage::load`] folds them.)
 
+mod command;
 mod event;
 mod objective;
 
 use std::collections::BTreeMap;
 
+pub use command::{Command, hide_password};
 pub use event::{Component, Event, Header, Status, VERSION};
 pub use objective::{CurveUnits, Direction, Objective};
 
@@ -43,6 +46,8 @@ pub struct TrialRecord {
     pub seed: u64,
     /// The worker process that runs (or ran) it.
     pub owner: String,
+    /// Times it was taken over from a worker that was gone.
+    pub restarts: usize,
     /// Scores after epochs `1..=scores.len()` (`NaN` for a non-finite one).
     pub scores: Vec<f64>,
     /// Other metrics the trial reported: `(epoch, value)` by name.
@@ -135,6 +140,7 @@ impl Study {
                         config: config.clone(),
                         seed: *seed,
                         owner: owner.clone(),
+                        restarts: 0,
                         scores: Vec::new(),
                         metrics: BTreeMap::new(),
                         attrs: BTreeMap::new(),
@@ -150,6 +156,7 @@ impl Study {
             Event::Takeover { trial, owner, .. } => {
                 if let Some(r) = self.trials.get_mut(*trial) {
                     r.owner = owner.clone();
+                    r.restarts += 1;
                 }
             }
             Event::Epoch {

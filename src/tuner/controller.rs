@@ -38,14 +38,6 @@ use crate::storage::{Cursor, Outcome, Storage};
 use crate::study::{Event, Header, Status, Study};
 use crate::trial::EpochReport;
 
-/// How long another worker may be silent before its trials are taken over
-/// (backends that know better, like the journal's process locks, answer
-/// at once).
-const GRACE: Duration = Duration::from_secs(60);
-
-/// How often this worker says it is alive.
-const HEARTBEAT: Duration = Duration::from_secs(10);
-
 /// Attempts at claiming a trial before giving up (each lost race means
 /// another worker claimed one).
 const CLAIMS: usize = 1000;
@@ -95,7 +87,7 @@ impl Own {
 /// The decision state of a study; see the module documentation.
 pub(super) struct Controller {
     pub study: Study,
-    storage: Box<dyn Storage>,
+    pub(super) storage: Box<dyn Storage>,
     cursor: Cursor,
     /// This worker's name in the storage.
     owner: String,
@@ -111,6 +103,12 @@ pub(super) struct Controller {
     /// An observer asked to stop the study.
     stopped: bool,
     last_heartbeat: Instant,
+    /// How long another worker may be silent before its trials are taken
+    /// over (backends that know better, like the journal's process locks,
+    /// answer at once).
+    pub grace: Duration,
+    /// How often a trial is started again after its worker was lost.
+    retries: usize,
 }
 
 /// What a controller is made of.
@@ -121,6 +119,8 @@ pub(super) struct Parts {
     pub policy: Box<dyn StoppingPolicy>,
     pub observers: Vec<Box<dyn Observer>>,
     pub budget: Budget,
+    pub grace: Duration,
+    pub retries: usize,
 }
 
 impl Controller {
@@ -135,6 +135,8 @@ impl Controller {
             policy,
             observers,
             budget,
+            grace,
+            retries,
         } = parts;
         header.objective.validate()?;
         policy.accepts(&header.objective)?;
@@ -177,6 +179,8 @@ impl Controller {
             own: HashMap::new(),
             stopped: false,
             last_heartbeat: Instant::now(),
+            grace,
+            retries,
         };
         for e in events.iter().skip(1) {
             ctl.absorb(e, false)?;
@@ -279,13 +283,36 @@ impl Controller {
         self.stopped |= stop;
     }
 
+    /// How often this worker says it is alive: a quarter of the grace, at
+    /// most every 10 s.
+    pub fn heartbeat_every(&self) -> Duration {
+        (self.grace / 4).min(Duration::from_secs(10))
+    }
+
     /// Says this worker is alive, if it is time to.
     pub fn heartbeat(&mut self) -> Result<()> {
-        if self.last_heartbeat.elapsed() >= HEARTBEAT {
+        if self.last_heartbeat.elapsed() >= self.heartbeat_every() {
             self.storage.heartbeat(&self.owner)?;
             self.last_heartbeat = Instant::now();
         }
         Ok(())
+    }
+
+    /// Folds in what other workers appended since this worker last heard
+    /// from the storage.
+    pub fn sync(&mut self) -> Result<()> {
+        let (events, cursor) = self.storage.read(self.cursor)?;
+        self.cursor = cursor;
+        for e in &events {
+            self.absorb(e, true)?;
+        }
+        Ok(())
+    }
+
+    /// Whether other workers' trials are running (this worker stays for
+    /// them: their worker may be lost, and the trials taken over).
+    pub fn others_running(&self) -> bool {
+        self.study.running().any(|t| !self.own.contains_key(&t.id))
     }
 
     /// Whether a running trial may go on.
@@ -386,18 +413,28 @@ impl Controller {
             if found.len() >= limit || !self.budget_left() {
                 break;
             }
-            if self.storage.is_alive(&from, GRACE)? {
+            if self.storage.is_alive(&from, self.grace)? {
                 continue;
             }
             let claimed = self.emit(&[Event::Takeover {
                 trial: id,
                 owner: self.owner.clone(),
-                from,
+                from: from.clone(),
                 t: self.now,
             }])?;
             if claimed {
-                let t = &self.study.trials[id];
                 self.own.insert(id, Own::new(self.now));
+                let lost = self.study.trials[id].restarts;
+                if lost > self.retries {
+                    self.failed(
+                        id,
+                        format!(
+                            "its worker was lost {lost} times (last {from}); not started again"
+                        ),
+                    )?;
+                    continue;
+                }
+                let t = &self.study.trials[id];
                 found.push(Assignment {
                     id,
                     config: t.config.clone(),

@@ -14,13 +14,10 @@
 //! * `controller.rs`: every decision, whatever drives it;
 //! * `threads.rs`: real training on worker threads ([`Tuner::run`]);
 //! * `simulated.rs`: a simulated clock ([`Tuner::simulate`], which replay
-//!   of logged curves uses);
-//! * `command.rs`: the command that created a study folder, which
-//!   `foresight resume` can run again.
+//!   of logged curves uses).
 //!
 //! Nothing outside this module knows the executors.
 
-mod command;
 mod controller;
 mod simulated;
 mod threads;
@@ -29,8 +26,6 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
-
-pub use command::{COMMAND_FILE, Command};
 
 use crate::error::{Error, Result};
 use crate::observe::{Measure, Observer, Output, Progress};
@@ -122,6 +117,9 @@ pub struct Tuner {
     output: Output,
     observers: Vec<Box<dyn Observer>>,
     interrupt: Option<Interrupt>,
+    grace: Duration,
+    retries: usize,
+    checkpoints: Option<std::path::PathBuf>,
 }
 
 impl Tuner {
@@ -145,6 +143,9 @@ impl Tuner {
             output: Output::Bars,
             observers: Vec::new(),
             interrupt: None,
+            grace: Duration::from_secs(60),
+            retries: 3,
+            checkpoints: None,
         }
     }
 
@@ -211,6 +212,32 @@ impl Tuner {
         self
     }
 
+    /// How long another worker of the study may send no heartbeat before
+    /// its running trials are taken over (default 60 s; this worker's own
+    /// heartbeat goes every quarter of it, at most every 10 s). A study
+    /// folder knows at once when a worker's process is gone; a database
+    /// needs the silence.
+    pub fn worker_grace(mut self, grace: Duration) -> Tuner {
+        self.grace = grace;
+        self
+    }
+
+    /// How often a trial whose worker was lost is started again (default
+    /// 3); after that it fails.
+    pub fn retries(mut self, retries: usize) -> Tuner {
+        self.retries = retries;
+        self
+    }
+
+    /// Where trials keep checkpoints (default: `checkpoints/` in the study's
+    /// folder, none for a storage without one). Trials taken over on another
+    /// machine continue from their checkpoints only if this folder is shared
+    /// (a network file system); otherwise they start over.
+    pub fn checkpoints(mut self, dir: impl Into<std::path::PathBuf>) -> Tuner {
+        self.checkpoints = Some(dir.into());
+        self
+    }
+
     /// Watches `switch`: when it is flipped, the study stops at once (see
     /// [`Interrupt`]).
     pub fn interrupt(mut self, switch: Interrupt) -> Tuner {
@@ -249,12 +276,17 @@ impl Tuner {
             return Err(Error::invalid("threads", "need at least one per trial"));
         }
         let interrupt = self.interrupt.clone();
+        let checkpoints = self.checkpoints.clone();
         let (mut ctl, created) = self.controller()?;
+        if created {
+            ctl.storage
+                .record_command(&crate::study::Command::current()?)?;
+        }
         if let Some(dir) = ctl.folder().map(|d| d.to_path_buf()) {
-            if created {
-                command::record(&dir)?;
-            }
             ctl.checkpoints = Some(dir.join("checkpoints"));
+        }
+        if let Some(dir) = checkpoints {
+            ctl.checkpoints = Some(dir);
         }
         let start = Instant::now();
         let offset = ctl.study.elapsed;
@@ -335,6 +367,8 @@ impl Tuner {
             policy,
             observers,
             budget: self.budget,
+            grace: self.grace,
+            retries: self.retries,
         })
     }
 }

@@ -58,9 +58,6 @@ enum Msg {
     },
 }
 
-/// How often the controller looks for trials of dead workers to take over.
-const ORPHAN_CHECK: Duration = Duration::from_secs(5);
-
 /// One worker slot: its thread and the trial it runs.
 struct Slot {
     tx: Sender<Assignment>,
@@ -188,7 +185,10 @@ where
                 return Ok(());
             }
             let mut queue = Vec::new();
-            if last_orphan_check.is_none_or(|t| t.elapsed() >= ORPHAN_CHECK) {
+            // Trials of lost workers: looked for every half grace, at most
+            // every 5 s.
+            let every = (ctl.grace / 2).min(Duration::from_secs(5));
+            if last_orphan_check.is_none_or(|t| t.elapsed() >= every) {
                 queue = ctl.orphans(idle)?;
                 last_orphan_check = Some(Instant::now());
             }
@@ -210,10 +210,19 @@ where
             Ok(())
         };
         top_up(ctl, &mut slots)?;
-        while slots.iter().any(|s| s.trial.is_some()) {
+        // Until this worker's trials have ended, and the other workers' too
+        // (one of them may be lost, and its trials taken over here) — or
+        // the budget or an interruption ends the study.
+        while slots.iter().any(|s| s.trial.is_some()) || (ctl.others_running() && ctl.budget_left())
+        {
+            let idle = slots.iter().all(|s| s.trial.is_none());
             let mut wait = next_wait(ctl, clock());
             if interrupt.is_some() {
                 wait = wait.min(Duration::from_millis(100));
+            }
+            if idle {
+                // Nothing of its own: listen to the study now and then.
+                wait = wait.min(ctl.heartbeat_every().min(Duration::from_secs(1)));
             }
             let msg = match msg_rx.recv_timeout(wait) {
                 Ok(m) => Some(m),
@@ -268,7 +277,11 @@ where
                 }) => {
                     ctl.assessed(trial, epoch, result)?;
                 }
-                None => {}
+                None => {
+                    if idle {
+                        ctl.sync()?;
+                    }
+                }
             }
             ctl.heartbeat()?;
             if ctl.wall_over() {
@@ -323,7 +336,7 @@ where
 /// How long the controller may wait for the next message: until the
 /// wall-clock budget, the first per-trial deadline or the next heartbeat.
 fn next_wait(ctl: &Controller, now: f64) -> Duration {
-    let mut until = 10.0f64;
+    let mut until = ctl.heartbeat_every().as_secs_f64();
     if let Some(w) = ctl.budget.wall {
         until = until.min(w.as_secs_f64() - now);
     }
