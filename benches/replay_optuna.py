@@ -4,14 +4,16 @@
 
     python3 benches/replay_optuna.py --curves FILE [--curves FILE ...]
         [--tasks-per-source N] [--seeds 10] [--samplers random,tpe]
-        [--pruners nop,median,sha,hyperband] [--out FILE [--resume]]
+        [--pruners nop,median,sha,hyperband,lc] [--out FILE [--resume]]
 
 With --out, the file is rewritten after each task (runs so far and their
 summary), so a long benchmark loses at most one task when interrupted;
 --resume keeps the runs already in it and runs only the missing ones; what
 is printed (runs and summary) covers only the runs this invocation asks for.
 
-Creates its own virtual environment (target/py-replay) with Optuna.
+Creates its own virtual environment (target/py-replay) with Optuna, and
+installs foresight's Python package (python/, built from this checkout)
+into it for the `lc` pruner, foresight.optuna.LearningCurvePruner.
 
 How protocol R maps onto Optuna (docs/benchmarks.md says the same):
 * The pool's configurations are encoded as foresight encodes them: each
@@ -36,7 +38,13 @@ How protocol R maps onto Optuna (docs/benchmarks.md says the same):
   the study name); samplers are seeded with the seed.
 * Pruners: MedianPruner(n_startup_trials=5, n_warmup_steps=5),
   SuccessiveHalvingPruner() (defaults), HyperbandPruner(min_resource=1,
-  max_resource=T), NopPruner().
+  max_resource=T), NopPruner(), and foresight's
+  LearningCurvePruner(horizon=T, seed=seed) with its defaults (threshold
+  0.05, min_steps 3, the metric from the study's direction: an accuracy in
+  [0, 1] or a loss >= 0).
+* The cost of pruning: the wall time of every `trial.should_prune()` call is
+  summed per run (`should_prune_calls`, `should_prune_seconds`); the summary
+  gives the mean per call (`ms_per_should_prune`).
 """
 import argparse
 import gzip
@@ -57,7 +65,11 @@ def ensure_venv():
     if sys.executable != py:
         if not os.path.exists(py):
             subprocess.check_call([sys.executable, "-m", "venv", VENV])
-            subprocess.check_call([py, "-m", "pip", "install", "-q", "optuna", "numpy"])
+            subprocess.check_call([py, "-m", "pip", "install", "-q", "optuna>=5,<6", "numpy"])
+        pruners = next((sys.argv[i + 1] for i, a in enumerate(sys.argv[:-1]) if a == "--pruners"), "")
+        if "lc" in pruners.split(","):
+            # The package as this checkout has it (cargo rebuilds what changed).
+            subprocess.check_call([py, "-m", "pip", "install", "-q", os.path.join(ROOT, "python")])
         os.execv(py, [py] + sys.argv)
 
 
@@ -134,6 +146,11 @@ class Pool:
         return int(np.argmin(d))
 
 
+def lc_pruner(T, seed):
+    from foresight.optuna import LearningCurvePruner
+    return LearningCurvePruner(horizon=T, seed=seed)
+
+
 def run_one(optuna, pool, sampler_name, pruner_name, seed):
     from optuna.distributions import CategoricalDistribution, FloatDistribution
     T, budget = pool.T, 50 * pool.T
@@ -146,13 +163,15 @@ def run_one(optuna, pool, sampler_name, pruner_name, seed):
         "median": lambda: optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=5),
         "sha": lambda: optuna.pruners.SuccessiveHalvingPruner(),
         "hyperband": lambda: optuna.pruners.HyperbandPruner(min_resource=1, max_resource=T),
+        "lc": lambda: lc_pruner(T, seed),
     }[pruner_name]()
     direction = "maximize" if pool.higher else "minimize"
     study = optuna.create_study(study_name=f"seed-{seed}", sampler=sampler, pruner=pruner, direction=direction)
     import numpy as np
     unused = np.ones(len(pool.curves), dtype=bool)
     used, inc, traj = 0, None, []
-    started = stopped = false_stops = 0
+    started = stopped = false_stops = prune_calls = 0
+    prune_seconds = 0.0
     from optuna.trial import TrialState, create_trial
     while used < budget and unused.any():
         trial = study.ask(dists)
@@ -172,9 +191,14 @@ def run_one(optuna, pool, sampler_name, pruner_name, seed):
                 break
             values[e] = v
             trial.report(v, e)
-            if e < T and trial.should_prune():
-                state = TrialState.PRUNED
-                break
+            if e < T:
+                t_prune = time.perf_counter()
+                prune = trial.should_prune()
+                prune_seconds += time.perf_counter() - t_prune
+                prune_calls += 1
+                if prune:
+                    state = TrialState.PRUNED
+                    break
         else:
             state = TrialState.COMPLETE
         study.tell(trial, state=TrialState.FAIL)
@@ -210,6 +234,7 @@ def run_one(optuna, pool, sampler_name, pruner_name, seed):
         "r_5T": at(5 * T), "r_10T": at(10 * T), "r_20T": at(20 * T), "r_50T": at(50 * T),
         "epochs_to_r0.1": to(0.1), "epochs_to_r0.01": to(0.01),
         "trials_started": started, "trials_stopped": stopped, "false_stops": false_stops,
+        "should_prune_calls": prune_calls, "should_prune_seconds": prune_seconds,
         "traj": traj,
     }
 
@@ -244,12 +269,15 @@ def summarise(runs):
             return e_none / e_pol
 
         stopped = sum(r["trials_stopped"] for r in mine)
+        calls = sum(r.get("should_prune_calls", 0) for r in mine)
+        seconds = sum(r.get("should_prune_seconds", 0.0) for r in mine)
         out.append({
             "sampler": s, "policy": p,
             "r_10T": per_task(lambda r: r["r_10T"]), "r_20T": per_task(lambda r: r["r_20T"]),
             "r_50T": per_task(lambda r: r["r_50T"]), "epochs_to_r0.1": per_task(lambda r: r["epochs_to_r0.1"]),
             "speedup": per_task(speedup), "trials_started": per_task(lambda r: r["trials_started"]),
             "false_stop_rate": sum(r["false_stops"] for r in mine) / stopped if stopped else 0.0,
+            "ms_per_should_prune": 1000 * seconds / calls if calls else float("nan"),
         })
     return out
 

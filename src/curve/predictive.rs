@@ -18,6 +18,10 @@
 //! * [`Predictive::std`] is the mixture standard deviation, scaled to metric
 //!   units by the slope of the back-transformation at the mean (delta method).
 
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, StandardNormal};
+
 use super::transform::{Metric, Transform};
 
 /// One Gaussian of the mixture, in model space.
@@ -211,6 +215,34 @@ impl Predictive {
         1.0 - self.model_cdf(self.transform.forward(y_best))
     }
 
+    /// `n` draws of the metric (noise included), seeded: a component drawn
+    /// by weight, then `y ~ N(μ, σ²)`, mapped to metric units (a model value
+    /// at or below 0 is an infinite loss). A diverged run draws its worst
+    /// value.
+    pub fn sample(&self, n: usize, seed: u64) -> Vec<f64> {
+        if self.is_diverged() {
+            return vec![self.transform.metric.worst(); n];
+        }
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut cumulative = Vec::with_capacity(self.components.len());
+        let mut total = 0.0;
+        for c in &self.components {
+            total += c.weight;
+            cumulative.push(total);
+        }
+        (0..n)
+            .map(|_| {
+                let u = rng.random::<f64>() * total;
+                let k = cumulative
+                    .partition_point(|&c| c <= u)
+                    .min(self.components.len() - 1);
+                let c = self.components[k];
+                let z: f64 = StandardNormal.sample(&mut rng);
+                self.transform.backward(c.mu + c.sigma * z)
+            })
+            .collect()
+    }
+
     /// Log density of the metric value `v` (metric units).
     pub fn log_density(&self, v: f64) -> f64 {
         if self.is_diverged() {
@@ -318,6 +350,23 @@ mod tests {
             v += h;
         }
         assert!((total - 1.0).abs() < 1e-3, "{total}");
+    }
+
+    #[test]
+    fn samples_follow_the_mixture_and_the_seed() {
+        let p = Predictive::equal(
+            vec![(0.3, 0.01), (0.7, 0.01)],
+            Transform::new(Metric::Accuracy, LossScale::FirstValue, &[0.5]),
+        );
+        let s = p.sample(4000, 7);
+        assert_eq!(s, p.sample(4000, 7));
+        assert_ne!(s, p.sample(4000, 8));
+        let low = s.iter().filter(|&&v| v < 0.5).count() as f64 / s.len() as f64;
+        assert!((low - 0.5).abs() < 0.05, "{low}");
+        let mean = s.iter().sum::<f64>() / s.len() as f64;
+        assert!((mean - p.mean()).abs() < 0.01, "{mean}");
+        let d = Predictive::diverged(Metric::Loss).sample(3, 0);
+        assert_eq!(d, vec![f64::INFINITY; 3]);
     }
 
     #[test]
