@@ -127,47 +127,38 @@ class LearningCurvePruner(BasePruner):
         self._cache_size = 256
 
     def prune(self, study: Study, trial: FrozenTrial) -> bool:
-        values = trial.intermediate_values
-        if not values:
+        steps, ys = _curve(trial)
+        if not steps:
             return False
-        steps = sorted(values)
-        ys = np.array([values[s] for s in steps], dtype=float)
         if not np.all(np.isfinite(ys)):
             return True
         n = len(steps)
         if n < self.min_steps or (n - self.min_steps) % self.every != 0:
             return False
-        try:
-            best = study.best_value
-        except ValueError:  # no completed trial yet
+        best = _best(study)
+        if best is None:
             return False
         maximize = study.direction == StudyDirection.MAXIMIZE
         if np.any(ys > best) if maximize else np.any(ys < best):
             return False
-        forecast, units = self._forecast(trial, steps, ys, maximize)
-        if forecast.is_fallback:
-            return False
-        _, offset, width = units
-        return forecast.prob_better((best - offset) / width) < self.threshold
+        p = self._p_better(trial, steps, ys, best, maximize)
+        return p is not None and p < self.threshold
 
     def probability(self, study: Study, trial: FrozenTrial) -> Optional[float]:
         """P(the trial's value at ``horizon`` beats the study's best), from its
         values so far; ``None`` without values, a completed trial or a
         forecast (a fallback). For plots and logs; pruning uses the same number."""
-        values = trial.intermediate_values
-        if not values:
-            return None
-        steps = sorted(values)
-        ys = np.array([values[s] for s in steps], dtype=float)
-        try:
-            best = study.best_value
-        except ValueError:
+        steps, ys = _curve(trial)
+        best = _best(study)
+        if not steps or best is None:
             return None
         if not np.all(np.isfinite(ys)):
             return 0.0
-        forecast, (_, offset, width) = self._forecast(
-            trial, steps, ys, study.direction == StudyDirection.MAXIMIZE
-        )
+        return self._p_better(trial, steps, ys, best, study.direction == StudyDirection.MAXIMIZE)
+
+    def _p_better(self, trial: FrozenTrial, steps: list, ys: np.ndarray, best: float, maximize: bool) -> Optional[float]:
+        """P(better than ``best``) from the (cached) forecast; ``None`` for a fallback."""
+        forecast, (_, offset, width) = self._forecast(trial, steps, ys, maximize)
         if forecast.is_fallback:
             return None
         return forecast.prob_better((best - offset) / width)
@@ -190,6 +181,21 @@ class LearningCurvePruner(BasePruner):
             while len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
         return forecast, units
+
+
+def _curve(trial: FrozenTrial) -> Tuple[list, np.ndarray]:
+    """The trial's reported steps in order, and their values."""
+    values = trial.intermediate_values
+    steps = sorted(values)
+    return steps, np.array([values[s] for s in steps], dtype=float)
+
+
+def _best(study: Study) -> Optional[float]:
+    """The study's best value; ``None`` before a trial has completed."""
+    try:
+        return study.best_value
+    except ValueError:
+        return None
 
 
 def _check_metric(metric: Optional[Metric]) -> None:

@@ -7,6 +7,8 @@
 //! pruner on them. Errors of the library become `ValueError` with its
 //! message.
 
+use std::borrow::Cow;
+
 use foresight::curve::{self, Metric, Predictive, PredictorConfig};
 use foresight::study::{Direction, Objective};
 use pyo3::exceptions::PyValueError;
@@ -37,12 +39,13 @@ struct Forecast {
 }
 
 impl Forecast {
-    /// The predictive after `epoch` (1-based; the horizon by default).
-    fn at(&self, epoch: Option<usize>) -> PyResult<Predictive> {
+    /// The predictive after `epoch` (1-based; the horizon by default): the
+    /// one computed with the forecast, or a new one for another epoch.
+    fn at(&self, epoch: Option<usize>) -> PyResult<Cow<'_, Predictive>> {
         match epoch {
-            None => Ok(self.last.clone()),
-            Some(e) if e == self.inner.horizon() => Ok(self.last.clone()),
-            Some(e) if e >= 1 => Ok(self.inner.at(e)),
+            None => Ok(Cow::Borrowed(&self.last)),
+            Some(e) if e == self.inner.horizon() => Ok(Cow::Borrowed(&self.last)),
+            Some(e) if e >= 1 => Ok(Cow::Owned(self.inner.at(e))),
             Some(_) => Err(PyValueError::new_err("epochs count from 1")),
         }
     }
