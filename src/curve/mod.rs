@@ -827,6 +827,28 @@ mod tests {
         assert_eq!(f.final_value().mean(), f64::INFINITY);
     }
 
+    /// A loss that climbs (a diverging run): its model-space forecast puts
+    /// mass at and below zero, reported at the loss ceiling, so every
+    /// statistic a user, a report or a sampler sees is finite.
+    #[test]
+    fn a_diverging_loss_has_a_finite_forecast() {
+        let y = [0.7, 0.69, 0.9, 1.5, 2.6, 4.0, 6.0, 8.5];
+        let f = quick().predict(&y, 50, Metric::Loss).unwrap();
+        let p = f.final_value();
+        let ceiling = transform::LOSS_CEILING * y[0];
+        let qs: Vec<f64> = [0.05, 0.5, 0.95].iter().map(|&q| p.quantile(q)).collect();
+        assert!(qs.windows(2).all(|w| w[0] <= w[1]), "{qs:?}");
+        assert!(qs.iter().all(|q| q.is_finite() && *q <= ceiling), "{qs:?}");
+        assert!(p.mean().is_finite() && p.std().is_finite() && p.std() <= 0.5 * ceiling);
+        assert!(
+            p.sample(200, 1)
+                .iter()
+                .all(|v| v.is_finite() && *v <= ceiling)
+        );
+        // Nothing here suggests a return below the first loss.
+        assert!(p.prob_better(0.7) < 0.05, "{}", p.prob_better(0.7));
+    }
+
     #[test]
     fn one_point_curve_falls_back() {
         let f = quick().predict(&[0.4], 20, Metric::Accuracy).unwrap();

@@ -12,11 +12,15 @@
 //! * [`Predictive::mean`] is the mixture mean `E[y] = (1/S) Σ μ_s` mapped
 //!   back to metric units. For accuracy this is the predictive mean itself;
 //!   for a loss it is the loss whose model value is the mean (the mean of
-//!   the loss itself does not exist: the Gaussian mixture gives `y <= 0`,
-//!   an infinite loss, a positive probability). This is the convention of
-//!   the reference evaluation in `BENCHMARKS.md`, protocol P;
+//!   the loss itself is dominated by the mass the Gaussian mixture puts near
+//!   and below `y = 0`, which stands for a diverged run). This is the
+//!   convention of the reference evaluation in `BENCHMARKS.md`, protocol P.
+//!   Every statistic of a loss is finite: model values at or below `e^-100`
+//!   are reported at the loss ceiling ([`Transform::backward`]);
 //! * [`Predictive::std`] is the mixture standard deviation, scaled to metric
-//!   units by the slope of the back-transformation at the mean (delta method).
+//!   units by the slope of the back-transformation at the mean (delta method),
+//!   at most half the loss ceiling (the spread of any distribution between
+//!   0 and the ceiling).
 
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -104,6 +108,12 @@ impl Predictive {
         &self.components
     }
 
+    /// The largest value reported (a loss's ceiling, see [`Transform`]),
+    /// `None` for an accuracy.
+    pub fn loss_ceiling(&self) -> Option<f64> {
+        (self.transform.metric == Metric::Loss).then(|| self.transform.loss_ceiling())
+    }
+
     /// Mean in model space.
     pub fn model_mean(&self) -> f64 {
         self.components.iter().map(|c| c.weight * c.mu).sum()
@@ -132,7 +142,11 @@ impl Predictive {
         if self.is_diverged() {
             return 0.0;
         }
-        self.model_std() * self.transform.inverse_slope(self.model_mean())
+        let std = self.model_std() * self.transform.inverse_slope(self.model_mean());
+        match self.transform.metric {
+            Metric::Accuracy => std,
+            Metric::Loss => std.min(0.5 * self.transform.loss_ceiling()),
+        }
     }
 
     /// Cumulative distribution in model space.
@@ -217,8 +231,8 @@ impl Predictive {
 
     /// `n` draws of the metric (noise included), seeded: a component drawn
     /// by weight, then `y ~ N(μ, σ²)`, mapped to metric units (a model value
-    /// at or below 0 is an infinite loss). A diverged run draws its worst
-    /// value.
+    /// at or below `e^-100` is the loss ceiling). A run that has diverged
+    /// draws its worst value.
     pub fn sample(&self, n: usize, seed: u64) -> Vec<f64> {
         if self.is_diverged() {
             return vec![self.transform.metric.worst(); n];

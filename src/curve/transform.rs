@@ -19,6 +19,17 @@
 //!
 //! Quantiles map through the transformation exactly (it is monotone);
 //! densities pick up the Jacobian `|dy/dv|` (`y / s` for the loss map).
+//!
+//! **A loss forecast is finite.** The predictive is Gaussian in model space,
+//! so a curve whose loss climbs (a diverging run) gets mass at `y <= 0`,
+//! which no finite loss maps to. Back in metric units every model value at
+//! or below `e^-C` — a loss beyond `C·s`, `C` = [`LOSS_CEILING`] = 100, so
+//! a hundred times the curve's first loss under the default scale — is
+//! reported as that ceiling `C·s`: the predictive puts the probability that
+//! the run diverges on the ceiling instead of on an infinite loss. Quantiles
+//! stay monotone and exact below the ceiling, means and standard deviations
+//! are finite, and what is told to a sampler about a stopped diverging run
+//! is a large finite loss with a wide spread, not nothing.
 
 /// What kind of metric a learning curve records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -56,6 +67,11 @@ impl Metric {
         }
     }
 }
+
+/// The largest loss a forecast reports, in units of the loss scale `s`
+/// (see the module documentation): model values at or below `e^-100`
+/// stand for a diverged run.
+pub const LOSS_CEILING: f64 = 100.0;
 
 /// How the scale `s` of the loss transformation `y = exp(-v / s)` is chosen.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -99,19 +115,19 @@ impl Transform {
         }
     }
 
-    /// Model space → metric units. Model values at or below 0 map to an
-    /// infinite loss.
+    /// Model space → metric units. For a loss, model values at or below
+    /// `e^-C` (a diverged run, `y <= 0` included) map to the ceiling
+    /// [`Transform::loss_ceiling`].
     pub fn backward(&self, y: f64) -> f64 {
         match self.metric {
             Metric::Accuracy => y,
-            Metric::Loss => {
-                if y > 0.0 {
-                    -self.scale * y.ln()
-                } else {
-                    f64::INFINITY
-                }
-            }
+            Metric::Loss => (-self.scale * y.ln()).min(self.loss_ceiling()),
         }
+    }
+
+    /// The largest loss reported, `C·s` ([`LOSS_CEILING`]).
+    pub fn loss_ceiling(&self) -> f64 {
+        LOSS_CEILING * self.scale
     }
 
     /// `ln |dy/dv|` at the model value `y`: add it to a model-space log
@@ -150,7 +166,11 @@ mod tests {
         }
         let t = Transform::new(Metric::Loss, LossScale::Fixed(1.0), &[0.7]);
         assert_eq!(t.forward(0.0), 1.0);
-        assert_eq!(t.backward(0.0), f64::INFINITY);
+        // Model values at or below e^-100 (and below 0) are the ceiling.
+        assert_eq!(t.backward(0.0), 100.0);
+        assert_eq!(t.backward(-0.3), 100.0);
+        assert_eq!(t.backward(1e-50), 100.0);
+        assert!((t.backward(1e-40) - 40.0 * 10f64.ln()).abs() < 1e-9);
         assert!((t.forward(0.69) - (-0.69f64).exp()).abs() < 1e-15);
     }
 

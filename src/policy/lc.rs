@@ -128,13 +128,15 @@ impl StoppingPolicy for LearningCurve {
             // never stops a trial.
             let stop = !forecast.is_fallback() && rule.decide_with(p).should_stop();
             // What a stopped trial reports to the sampler: the predictive
-            // median and a Gaussian spread matching its 90% interval (a
-            // loss's predictive mean can be infinite: its model-space
-            // mixture puts mass near zero, which is an infinite loss).
+            // median and a Gaussian spread matching its 90% interval (for a
+            // loss, robust where the mean is not). When the interval
+            // reaches a loss's ceiling (the run may diverge) the forecast
+            // bounds nothing, and the trial reports its last score, as a
+            // pruned trial does: the tuner tells the sampler that.
             let final_value = stop
-                .then(|| {
-                    let (q05, q50, q95) =
-                        (last.quantile(0.05), last.quantile(0.5), last.quantile(0.95));
+                .then(|| (last.quantile(0.05), last.quantile(0.5), last.quantile(0.95)))
+                .filter(|&(_, _, q95)| last.loss_ceiling().is_none_or(|c| q95 < c))
+                .map(|(q05, q50, q95)| {
                     let spread = (q95 - q05) / (2.0 * 1.6448536269514722);
                     (
                         units.from_curve(q50),
@@ -354,6 +356,30 @@ mod tests {
         let curves = vec![done, trial];
         let v = views(&curves, t);
         assert!(!p.still_stops(1, &study(Metric::Accuracy, t, &v)));
+    }
+
+    /// A loss that climbs: stopped, with a finite band for the report, and
+    /// — its forecast reaching the loss ceiling — no predicted value for
+    /// the sampler, which is told the trial's last score instead.
+    #[test]
+    fn a_diverging_loss_is_stopped_with_finite_numbers() {
+        let t = 30;
+        let done: Vec<f64> = (1..=t)
+            .map(|e| 0.3 + 0.4 * (-(e as f64) / 4.0).exp())
+            .collect();
+        let climbing = vec![0.7, 0.69, 0.9, 1.5, 2.6, 4.0, 6.0, 8.5, 12.0, 17.0];
+        let curves = vec![done, climbing];
+        let v = views(&curves, t);
+        let a = run(quick().check(1, &study(Metric::Loss, t, &v))).expect("assessed");
+        assert!(a.stop, "{a:?}");
+        assert!(a.final_value.is_none(), "{a:?}");
+        assert!(!a.band.is_empty());
+        for &(_, lo, mid, hi) in &a.band {
+            assert!(
+                lo.is_finite() && hi.is_finite() && lo <= mid && mid <= hi,
+                "{a:?}"
+            );
+        }
     }
 
     #[test]
