@@ -26,6 +26,7 @@
 
 use foresight::policy;
 use foresight::sampler::SamplerSpec;
+use foresight::stats::median;
 use foresight::study::Status;
 use foresight_protocols::curveset;
 use foresight_protocols::replay::{self, Pool};
@@ -71,16 +72,6 @@ fn oracle(pool: &Pool, seed: u64, epochs: &[usize]) -> Res<Vec<f64>> {
         .collect())
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.retain(|x| !x.is_nan());
-    v.sort_by(f64::total_cmp);
-    match v.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => v[n / 2],
-        n => 0.5 * (v[n / 2 - 1] + v[n / 2]),
-    }
-}
-
 fn main() -> Res<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [curves, tasks, seeds, epochs] = args.as_slice() else {
@@ -89,6 +80,9 @@ fn main() -> Res<()> {
     let pools = Pool::from_records(curveset::read(curves)?)?;
     let pools = &pools[..tasks.parse::<usize>()?.min(pools.len())];
     let seeds: u64 = seeds.parse()?;
+    if seeds == 0 || pools.is_empty() {
+        return Err("need at least one task and one seed".into());
+    }
     let epochs: Vec<usize> = epochs
         .split(',')
         .map(|e| e.trim().parse())
@@ -107,34 +101,34 @@ fn main() -> Res<()> {
     let header: Vec<String> = epochs.iter().map(|m| format!("stop after {m}")).collect();
     println!("| task | {} |", header.join(" | "));
     println!("|---|{}", "---:|".repeat(epochs.len()));
-    let mut per_task = vec![Vec::new(); epochs.len()];
-    for (p, pool) in pools.iter().enumerate() {
-        let cells: Vec<String> = (0..epochs.len())
-            .map(|i| {
-                let m = median(
-                    jobs.iter()
-                        .zip(&speedups)
-                        .filter(|((q, _), _)| *q == p)
-                        .map(|(_, s)| s[i])
-                        .collect(),
-                );
-                per_task[i].push(m);
-                format!("{m:.2}")
-            })
-            .collect();
+    // Jobs are task-major: each task's seeds are one chunk.
+    let per_task: Vec<Vec<f64>> = speedups
+        .chunks(seeds as usize)
+        .map(|runs| {
+            (0..epochs.len())
+                .map(|i| median(&runs.iter().map(|s| s[i]).collect::<Vec<_>>()))
+                .collect()
+        })
+        .collect();
+    for (pool, row) in pools.iter().zip(&per_task) {
+        let cells: Vec<String> = row.iter().map(|m| format!("{m:.2}")).collect();
         println!("| {} | {} |", pool.task, cells.join(" | "));
     }
-    let cells = |f: fn(Vec<f64>) -> f64| -> String {
-        per_task
-            .iter()
-            .map(|v| format!("{:.2}", f(v.clone())))
+    let summary = |f: fn(&[f64]) -> f64| -> String {
+        (0..epochs.len())
+            .map(|i| {
+                format!(
+                    "{:.2}",
+                    f(&per_task.iter().map(|r| r[i]).collect::<Vec<_>>())
+                )
+            })
             .collect::<Vec<_>>()
             .join(" | ")
     };
-    println!("| median over tasks | {} |", cells(median));
+    println!("| median over tasks | {} |", summary(median));
     println!(
         "| smallest task | {} |",
-        cells(|v| v.into_iter().fold(f64::INFINITY, f64::min))
+        summary(|v| v.iter().copied().fold(f64::INFINITY, f64::min))
     );
     Ok(())
 }

@@ -143,10 +143,7 @@ impl Predictive {
             return 0.0;
         }
         let std = self.model_std() * self.transform.inverse_slope(self.model_mean());
-        match self.transform.metric {
-            Metric::Accuracy => std,
-            Metric::Loss => std.min(0.5 * self.transform.loss_ceiling()),
-        }
+        self.loss_ceiling().map_or(std, |c| std.min(0.5 * c))
     }
 
     /// Cumulative distribution in model space.

@@ -27,9 +27,8 @@
 //! a hundred times the curve's first loss under the default scale — is
 //! reported as that ceiling `C·s`: the predictive puts the probability that
 //! the run diverges on the ceiling instead of on an infinite loss. Quantiles
-//! stay monotone and exact below the ceiling, means and standard deviations
-//! are finite, and what is told to a sampler about a stopped diverging run
-//! is a large finite loss with a wide spread, not nothing.
+//! stay monotone and exact below the ceiling, and means and standard
+//! deviations are finite.
 
 /// What kind of metric a learning curve records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
