@@ -242,8 +242,9 @@ fn check_panic_recorded(study: &Study) {
 }
 
 /// Accuracy rising slowly; its second epoch waits until the storage holds
-/// a failed assessment (so that the next check comes after it, whatever
-/// the machine's load).
+/// a failed assessment (so that the next check comes after it), and its
+/// third until it holds a successful one (so that the trial is still
+/// running when that assessment arrives), whatever the machine's load.
 struct AfterFailure {
     store: Memory,
     epoch: usize,
@@ -254,12 +255,13 @@ impl Trainable for AfterFailure {
     fn train_epoch(&mut self) -> Result<f64, TrialError> {
         self.epoch += 1;
         let deadline = Instant::now() + Duration::from_secs(60);
-        while self.epoch == 2 && Instant::now() < deadline {
+        let awaited = |e: &Event| match e {
+            Event::Prediction { error, .. } => (self.epoch == 2) == error.is_some(),
+            _ => false,
+        };
+        while (2..=3).contains(&self.epoch) && Instant::now() < deadline {
             let (events, _) = self.store.read(Cursor::default())?;
-            if events
-                .iter()
-                .any(|e| matches!(e, Event::Prediction { error: Some(_), .. }))
-            {
+            if events.iter().any(awaited) {
                 break;
             }
             std::thread::sleep(Duration::from_millis(5));
