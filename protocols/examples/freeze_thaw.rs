@@ -1,0 +1,281 @@
+//! What pausing instead of stopping (freeze-thaw) could save with GP-Hedge:
+//! a stand-alone simulation of protocol R, for deciding whether to build it
+//! into the tuner — not the tuner's own loop (`foresight replay` is).
+//!
+//! ```sh
+//! cargo run --release -p foresight-protocols --example freeze_thaw -- CURVES TASKS SEEDS VARIANTS
+//! # e.g. the first 8 LCBench-surrogate tasks, seeds 0 and 1:
+//! cargo run --release -p foresight-protocols --example freeze_thaw -- \
+//!     ../shared/curves/yahpo_lcbench_surrogate.jsonl 8 2 stop0.05,pause0.05,pause0.2
+//! ```
+//!
+//! One worker runs trials one after another, with the learning-curve rule
+//! of the `lc` policy (after every epoch from the third, with an incumbent
+//! and no score yet better than it, forecast the curve with foresight's
+//! default predictor and act when `P(better) < θ`). A variant `stopθ`
+//! ends such a trial for good; `pauseθ` pauses it (its forecast is kept),
+//! and before each new trial resumes the paused trial with the most
+//! probability of beating the current incumbent per epoch still to run,
+//! `P(better) / (T − n)`, if that beats what a new trial has brought in
+//! this study: improvements of the incumbent per epoch over the last 20
+//! trials, counting one pseudo-improvement per `T` epochs of prior (so
+//! that early on new trials win); a resumed trial runs to the horizon.
+//! Either way the sampler is told the
+//! forecast's median with the variance of its 90% interval, as the tuner
+//! tells it; a resumed trial that completes tells its true final value as
+//! a second observation. `none` never acts. Each variant's speedup is
+//! against `none` of the same simulation (protocol R's definition);
+//! printed per run and as the median over runs.
+
+use foresight::curve::{Predictive, PredictorConfig};
+use foresight::error::Error as FsError;
+use foresight::sampler::{Sampler, SamplerSpec};
+use foresight_protocols::curveset;
+use foresight_protocols::replay::{self, Pool, PoolSampler, RunFigures};
+use rayon::prelude::*;
+use std::collections::VecDeque;
+
+type Res<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
+
+#[derive(Clone, Copy, Debug)]
+enum Variant {
+    None,
+    Stop(f64),
+    Pause(f64),
+}
+
+impl Variant {
+    fn parse(s: &str) -> Res<Variant> {
+        Ok(match s {
+            "none" => Variant::None,
+            _ if s.starts_with("stop") => Variant::Stop(s[4..].parse()?),
+            _ if s.starts_with("pause") => Variant::Pause(s[5..].parse()?),
+            _ => return Err(format!("unknown variant `{s}`").into()),
+        })
+    }
+}
+
+/// A paused trial: its pool index, epochs run, and final-value forecast.
+struct Paused {
+    pool_index: usize,
+    epochs: usize,
+    forecast: Predictive,
+}
+
+/// Trials remembered for the rate of improvement a new trial brings.
+const RECENT: usize = 20;
+
+fn simulate(pool: &Pool, seed: u64, variant: Variant) -> Res<(RunFigures, usize)> {
+    let t = pool.horizon;
+    let budget = 50 * t;
+    let objective = pool.objective;
+    let units = objective
+        .curve_units()
+        .ok_or("the objective has no curve units")?;
+    let spec: SamplerSpec = "gp-hedge".parse()?;
+    let mut sampler = PoolSampler::new(spec.build(&pool.space, seed)?, pool.configs.clone());
+    sampler.reseed(seed);
+    let chosen = sampler.chosen();
+    let predictor = PredictorConfig {
+        parallel: false,
+        ..PredictorConfig::default()
+    };
+    let sign = objective.sign();
+    let mut used = 0;
+    let mut incumbent: Option<f64> = None;
+    let mut worst: Option<f64> = None;
+    let mut traj: Vec<(usize, f64)> = Vec::new();
+    let mut paused: Vec<Paused> = Vec::new();
+    let mut recent: VecDeque<(usize, bool)> = VecDeque::new();
+    let mut trials = 0u64;
+    let mut resumed = 0;
+    'study: while used < budget {
+        // A paused trial to resume, or a new one.
+        let rate_new = {
+            let (epochs, improved) = recent.iter().fold((t, 1usize), |(e, i), &(de, di)| {
+                (e + de, i + usize::from(di))
+            });
+            improved as f64 / epochs as f64
+        };
+        let resume = match (variant, incumbent) {
+            (Variant::Pause(_), Some(best)) => paused
+                .iter()
+                .enumerate()
+                .map(|(k, p)| {
+                    let value =
+                        p.forecast.prob_better(units.to_curve(best)) / (t - p.epochs) as f64;
+                    (k, value)
+                })
+                .filter(|&(_, v)| v > rate_new)
+                .max_by(|a, b| a.1.total_cmp(&b.1))
+                .map(|(k, _)| paused.swap_remove(k)),
+            _ => None,
+        };
+        let (i, start) = match resume {
+            Some(p) => {
+                resumed += 1;
+                (p.pool_index, p.epochs)
+            }
+            None => match sampler.ask(&[]) {
+                Ok(_) => (
+                    *chosen.lock().expect("not poisoned").last().expect("asked"),
+                    0,
+                ),
+                Err(FsError::Exhausted) => break,
+                Err(e) => return Err(e.into()),
+            },
+        };
+        trials += 1;
+        let curve = &pool.curves[i];
+        let config = &pool.configs[i];
+        let mut spent = 0;
+        let mut improved = false;
+        for e in start + 1..=t {
+            if used == budget {
+                break 'study;
+            }
+            used += 1;
+            spent += 1;
+            let v = curve[e - 1];
+            if !v.is_finite() {
+                // Diverged: the sampler hears the worst score so far, as
+                // the tuner tells it.
+                if let Some(w) = worst {
+                    sampler.tell(config, sign * w, 0.0)?;
+                }
+                break;
+            }
+            if worst.is_none_or(|w| objective.better(w, v)) {
+                worst = Some(v);
+            }
+            if e == t {
+                sampler.tell(config, sign * v, 0.0)?;
+                if incumbent.is_none_or(|b| objective.better(v, b)) {
+                    incumbent = Some(v);
+                    improved = true;
+                    let r = pool.regret(incumbent);
+                    if traj.last().is_none_or(|p| p.1 != r) {
+                        traj.push((used, r));
+                    }
+                }
+                break;
+            }
+            let (theta, pause) = match variant {
+                Variant::None => continue,
+                Variant::Stop(th) => (th, false),
+                Variant::Pause(th) => (th, true),
+            };
+            let Some(best) = incumbent else { continue };
+            if start > 0 {
+                // A resumed trial runs to the horizon.
+                continue;
+            }
+            if e < 3 || curve[..e].iter().any(|&s| objective.better(s, best)) {
+                continue;
+            }
+            let observed: Vec<f64> = curve[..e].iter().map(|&s| units.to_curve(s)).collect();
+            let mut p = predictor.clone();
+            p.seed = foresight::seed::mix64(
+                seed ^ (trials.wrapping_mul(foresight::seed::GOLDEN)) ^ e as u64,
+            );
+            let forecast = p.predict(&observed, t, units.metric)?;
+            if forecast.is_fallback() {
+                continue;
+            }
+            let last = forecast.final_value();
+            if last.prob_better(units.to_curve(best)) >= theta {
+                continue;
+            }
+            let (q05, q50, q95) = (last.quantile(0.05), last.quantile(0.5), last.quantile(0.95));
+            let spread = (q95 - q05) / (2.0 * 1.6448536269514722);
+            let (m, var) = (
+                units.from_curve(q50),
+                units.variance_from_curve(spread * spread),
+            );
+            if m.is_finite() && var.is_finite() {
+                sampler.tell(config, sign * m, var)?;
+            }
+            if pause {
+                paused.push(Paused {
+                    pool_index: i,
+                    epochs: e,
+                    forecast: last,
+                });
+            }
+            break;
+        }
+        recent.push_back((spent, improved));
+        if recent.len() > RECENT {
+            recent.pop_front();
+        }
+    }
+    let figures = RunFigures {
+        source: pool.source.clone(),
+        task: pool.task.clone(),
+        sampler: "gp-hedge".into(),
+        policy: format!("{variant:?}"),
+        seed,
+        workers: 1,
+        horizon: t,
+        budget,
+        r_5t: f64::NAN,
+        r_10t: f64::NAN,
+        r_20t: f64::NAN,
+        r_50t: f64::NAN,
+        epochs_to_r01: f64::NAN,
+        epochs_to_r001: f64::NAN,
+        trials_started: trials as usize,
+        trials_stopped: 0,
+        false_stops: 0,
+        traj,
+    };
+    Ok((figures, resumed))
+}
+
+fn main() -> Res<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let [curves, tasks, seeds, variants] = args.as_slice() else {
+        return Err("usage: freeze_thaw CURVES TASKS SEEDS VARIANTS".into());
+    };
+    let pools = Pool::from_records(curveset::read(curves)?)?;
+    let tasks: usize = tasks.parse()?;
+    let seeds: u64 = seeds.parse()?;
+    let variants: Vec<(String, Variant)> = variants
+        .split(',')
+        .map(|v| Ok((v.to_string(), Variant::parse(v)?)))
+        .collect::<Res<_>>()?;
+    let jobs: Vec<(&Pool, u64)> = pools
+        .iter()
+        .take(tasks)
+        .flat_map(|p| (0..seeds).map(move |s| (p, s)))
+        .collect();
+    let rows: Vec<Vec<(f64, usize, usize)>> = jobs
+        .par_iter()
+        .map(|&(pool, seed)| -> Res<Vec<(f64, usize, usize)>> {
+            let (none, _) = simulate(pool, seed, Variant::None)?;
+            let mut out = Vec::new();
+            let mut line = format!("{:<28} seed {seed}", pool.task);
+            for (name, v) in &variants {
+                let (fig, resumed) = simulate(pool, seed, *v)?;
+                let s = replay::speedup(&none, &fig);
+                line.push_str(&format!(
+                    " | {name} {s:.2} ({} trials, {resumed} resumed)",
+                    fig.trials_started
+                ));
+                out.push((s, fig.trials_started, resumed));
+            }
+            println!("{line}");
+            Ok(out)
+        })
+        .collect::<Res<_>>()?;
+    for (k, (name, _)) in variants.iter().enumerate() {
+        let s: Vec<f64> = rows.iter().map(|r| r[k].0).collect();
+        let worst = s.iter().copied().fold(f64::INFINITY, f64::min);
+        println!(
+            "{name}: median speedup over {} runs {:.2}, smallest {worst:.2}",
+            s.len(),
+            foresight::stats::median(&s)
+        );
+    }
+    Ok(())
+}
