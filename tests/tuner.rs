@@ -94,25 +94,59 @@ fn a_stop_reaches_the_right_worker() {
     assert_eq!(study.epochs_without_stopping() - study.epochs_used, 5);
 }
 
+/// Accuracy rising slowly, in epochs of 20 ms; the fourth waits until the
+/// storage holds a prediction (so that an assessment started after the
+/// second arrives by the fourth, whatever the machine's load).
+struct AwaitPrediction {
+    store: Memory,
+    epoch: usize,
+}
+
+impl Trainable for AwaitPrediction {
+    type Report = f64;
+    fn train_epoch(&mut self) -> Result<f64, TrialError> {
+        self.epoch += 1;
+        std::thread::sleep(Duration::from_millis(20));
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while self.epoch == 4 && Instant::now() < deadline {
+            let (events, _) = self.store.read(Cursor::default())?;
+            if events.iter().any(|e| matches!(e, Event::Prediction { .. })) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        Ok(0.05 * self.epoch as f64)
+    }
+}
+
 #[test]
 fn an_assessment_stops_its_trial_at_a_later_epoch_boundary() {
-    let log = Arc::new(Log::default());
+    let store = Memory::new();
     let study = tuner(12, 3)
         .workers(1)
+        .storage(store.clone())
         .policy(StopOne {
             trial: 0,
             after: 2,
             assess: Some(Duration::from_millis(30)),
         })
         .budget(trials(2))
-        .run(synthetic(Duration::from_millis(20), &log, |_| None))
+        .run({
+            let store = store.clone();
+            move |_, _| {
+                Ok(AwaitPrediction {
+                    store: store.clone(),
+                    epoch: 0,
+                })
+            }
+        })
         .unwrap();
     let t = &study.trials[0];
     assert_eq!(t.status, Some(Status::Stopped));
-    // Training went on while the assessment ran (30 ms, epochs of 20 ms),
-    // and the stop arrived within a few epochs.
+    // Training went on while the assessment ran, and the stop took effect
+    // at the first epoch boundary after it arrived.
     let n = t.scores.len();
-    assert!((3..=5).contains(&n), "stopped after {n} epochs");
+    assert!((3..=4).contains(&n), "stopped after {n} epochs");
     assert_eq!(t.predictions.len(), 1);
     assert_eq!(t.predictions[0].epoch, 2);
     assert_eq!(t.told, Some((0.1, 0.01)), "told the predicted final value");
@@ -442,8 +476,14 @@ fn budgets_end_the_study() {
         .unwrap();
     let secs = t0.elapsed().as_secs_f64();
     assert!(secs >= 0.5, "{secs} s");
-    assert_eq!(study.count(Some(Status::Cut)), 1);
-    assert!(study.count(Some(Status::Completed)) >= 1);
+    // The trial running at the limit is cut (none is, if the limit fell
+    // between two trials: how many ran in 0.5 s depends on the load).
+    assert!(study.count(Some(Status::Cut)) <= 1);
+    assert_eq!(
+        study.count(Some(Status::Completed)) + study.count(Some(Status::Cut)),
+        study.trials.len()
+    );
+    assert!(study.epochs_used >= 1);
     // No budget at all is refused.
     let err = tuner(5, 7)
         .run(synthetic(Duration::ZERO, &log, |_| None))
