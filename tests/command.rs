@@ -283,3 +283,39 @@ fn a_trial_started_again_goes_on_where_its_output_ends() {
     drop(trial);
     assert_eq!(survivors(&dir), vec![]);
 }
+
+/// Killed after its program printed (and checkpointed) epoch 1 but before
+/// the study recorded it: the study has no checkpoint of this trial, so
+/// nothing is restored, and the report is read back from the log all the
+/// same (the program goes on at epoch 2).
+#[test]
+fn a_trial_killed_before_its_first_epoch_was_recorded_goes_on_too() {
+    let dir = temp_dir("command-first");
+    let cmd = command(&dir, "", 0.0);
+    let folder = cmd.trial_dir(0);
+    std::fs::create_dir_all(folder.join("checkpoint")).unwrap();
+    std::fs::write(
+        folder.join("stdout.log"),
+        "{\"epoch\": 1, \"val_accuracy\": 0.111}\n",
+    )
+    .unwrap();
+    std::fs::write(folder.join("checkpoint/state.json"), r#"{"epoch": 1}"#).unwrap();
+    let config = Config::from([("x".to_string(), Value::Float(0.3))]);
+    let ctx = TrialContext {
+        trial: 0,
+        seed: 1,
+        horizon: 3,
+        worker: 0,
+        threads: 1,
+        time_limit: None,
+        checkpoint_dir: dir.clone(),
+    };
+    let mut trial = cmd.start(&config, &ctx).unwrap();
+    let scores: Vec<f64> = (0..3).map(|_| trial.train_epoch().unwrap().score).collect();
+    let curve = |e: f64| 0.95 * (1.0 - (-e / 3.0).exp());
+    assert_eq!(scores[0], 0.111, "read back from the log");
+    assert!((scores[1] - curve(2.0)).abs() < 1e-12, "{scores:?}");
+    assert!((scores[2] - curve(3.0)).abs() < 1e-12, "{scores:?}");
+    drop(trial);
+    assert_eq!(survivors(&dir), vec![]);
+}

@@ -292,7 +292,7 @@ impl TrainingCommand {
                     }
                 })
             })?;
-        Ok(CommandTrial {
+        let mut trial = CommandTrial {
             child,
             trial: ctx.trial,
             trial_dir,
@@ -310,7 +310,13 @@ impl TrainingCommand {
             seen,
             earlier_errors,
             running: self.running.clone(),
-        })
+        };
+        // Started again without a checkpoint of the study's (killed before
+        // its first epoch was recorded): what the earlier run printed still
+        // counts, from epoch 1, so that a program continuing from its own
+        // checkpoint leaves no gap. `restore` redoes this from its epoch.
+        trial.recover_earlier_reports()?;
+        Ok(trial)
     }
 
     /// Stops every trial's program that is running now: SIGTERM to each
@@ -649,6 +655,19 @@ impl Trainable for CommandTrial {
     fn restore(&mut self, dir: &Path) -> std::result::Result<bool, TrialError> {
         let text = std::fs::read_to_string(dir.join("epochs"))?;
         self.skip = text.trim().parse()?;
+        self.recover_earlier_reports()?;
+        Ok(true)
+    }
+}
+
+impl CommandTrial {
+    /// Queues the reports of epochs `skip + 1, skip + 2, ...` that earlier
+    /// runs of this trial printed (with their epochs) into its log.
+    fn recover_earlier_reports(&mut self) -> std::result::Result<(), TrialError> {
+        self.recovered.clear();
+        if self.earlier_output == 0 {
+            return Ok(());
+        }
         let mut earlier = Vec::new();
         File::open(self.trial_dir.join("stdout.log"))?
             .take(self.earlier_output)
@@ -669,7 +688,7 @@ impl Trainable for CommandTrial {
             self.recovered.push_back(r);
             epoch += 1;
         }
-        Ok(true)
+        Ok(())
     }
 }
 
