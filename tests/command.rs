@@ -9,7 +9,7 @@ use std::time::Duration;
 use common::temp_dir;
 use foresight::policy::{Check, StudyView};
 use foresight::prelude::*;
-use foresight::trial::command::TrainingCommand;
+use foresight::trial::command::{CommandTrial, TrainingCommand};
 
 fn script() -> String {
     format!("{}/tests/scripts/scripted.py", env!("CARGO_MANIFEST_DIR"))
@@ -244,6 +244,22 @@ fn each_worker_gets_its_own_device() {
 /// skipped, the ones its program printed that the study had not recorded
 /// yet are read back from its log, and the program goes on from its own
 /// checkpoint.
+/// Trial 0 of `cmd` at `x = 0.3`, started by hand (as a worker that took
+/// it over would), with `horizon` epochs.
+fn start_trial_0(cmd: &TrainingCommand, dir: &Path, horizon: usize) -> CommandTrial {
+    let config = Config::from([("x".to_string(), Value::Float(0.3))]);
+    let ctx = TrialContext {
+        trial: 0,
+        seed: 1,
+        horizon,
+        worker: 0,
+        threads: 1,
+        time_limit: None,
+        checkpoint_dir: dir.to_path_buf(),
+    };
+    cmd.start(&config, &ctx).unwrap()
+}
+
 #[test]
 fn a_trial_started_again_goes_on_where_its_output_ends() {
     let dir = temp_dir("command-again");
@@ -262,17 +278,7 @@ fn a_trial_started_again_goes_on_where_its_output_ends() {
     let recorded = dir.join("epoch-0002");
     std::fs::create_dir_all(&recorded).unwrap();
     std::fs::write(recorded.join("epochs"), "2").unwrap();
-    let config = Config::from([("x".to_string(), Value::Float(0.3))]);
-    let ctx = TrialContext {
-        trial: 0,
-        seed: 1,
-        horizon: 6,
-        worker: 0,
-        threads: 1,
-        time_limit: None,
-        checkpoint_dir: dir.clone(),
-    };
-    let mut trial = cmd.start(&config, &ctx).unwrap();
+    let mut trial = start_trial_0(&cmd, &dir, 6);
     assert!(trial.restore(&recorded).unwrap());
     let scores: Vec<f64> = (0..4).map(|_| trial.train_epoch().unwrap().score).collect();
     let limit = 0.95;
@@ -300,17 +306,7 @@ fn a_trial_killed_before_its_first_epoch_was_recorded_goes_on_too() {
     )
     .unwrap();
     std::fs::write(folder.join("checkpoint/state.json"), r#"{"epoch": 1}"#).unwrap();
-    let config = Config::from([("x".to_string(), Value::Float(0.3))]);
-    let ctx = TrialContext {
-        trial: 0,
-        seed: 1,
-        horizon: 3,
-        worker: 0,
-        threads: 1,
-        time_limit: None,
-        checkpoint_dir: dir.clone(),
-    };
-    let mut trial = cmd.start(&config, &ctx).unwrap();
+    let mut trial = start_trial_0(&cmd, &dir, 3);
     let scores: Vec<f64> = (0..3).map(|_| trial.train_epoch().unwrap().score).collect();
     let curve = |e: f64| 0.95 * (1.0 - (-e / 3.0).exp());
     assert_eq!(scores[0], 0.111, "read back from the log");

@@ -94,28 +94,50 @@ fn a_stop_reaches_the_right_worker() {
     assert_eq!(study.epochs_without_stopping() - study.epochs_used, 5);
 }
 
-/// Accuracy rising slowly, in epochs of 20 ms; the fourth waits until the
-/// storage holds a prediction (so that an assessment started after the
-/// second arrives by the fourth, whatever the machine's load).
-struct AwaitPrediction {
+/// Accuracy rising slowly, in epochs of `pause`; epochs `waits_at` wait
+/// until the storage holds an event that `awaited(epoch, event)` accepts
+/// (so that an assessment has arrived by then, whatever the machine's load).
+struct Awaiting {
     store: Memory,
     epoch: usize,
+    pause: Duration,
+    waits_at: std::ops::RangeInclusive<usize>,
+    awaited: fn(usize, &Event) -> bool,
 }
 
-impl Trainable for AwaitPrediction {
+impl Trainable for Awaiting {
     type Report = f64;
     fn train_epoch(&mut self) -> Result<f64, TrialError> {
         self.epoch += 1;
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(self.pause);
         let deadline = Instant::now() + Duration::from_secs(60);
-        while self.epoch == 4 && Instant::now() < deadline {
+        while self.waits_at.contains(&self.epoch) && Instant::now() < deadline {
             let (events, _) = self.store.read(Cursor::default())?;
-            if events.iter().any(|e| matches!(e, Event::Prediction { .. })) {
+            if events.iter().any(|e| (self.awaited)(self.epoch, e)) {
                 break;
             }
             std::thread::sleep(Duration::from_millis(5));
         }
         Ok(0.05 * self.epoch as f64)
+    }
+}
+
+/// Builds [`Awaiting`] trials on `store`.
+fn awaiting(
+    store: &Memory,
+    pause: Duration,
+    waits_at: std::ops::RangeInclusive<usize>,
+    awaited: fn(usize, &Event) -> bool,
+) -> impl Fn(&Config, &TrialContext) -> Result<Awaiting, TrialError> + Send + Sync + 'static {
+    let store = store.clone();
+    move |_, _| {
+        Ok(Awaiting {
+            store: store.clone(),
+            epoch: 0,
+            pause,
+            waits_at: waits_at.clone(),
+            awaited,
+        })
     }
 }
 
@@ -131,15 +153,13 @@ fn an_assessment_stops_its_trial_at_a_later_epoch_boundary() {
             assess: Some(Duration::from_millis(30)),
         })
         .budget(trials(2))
-        .run({
-            let store = store.clone();
-            move |_, _| {
-                Ok(AwaitPrediction {
-                    store: store.clone(),
-                    epoch: 0,
-                })
-            }
-        })
+        // The fourth epoch waits for the prediction.
+        .run(awaiting(
+            &store,
+            Duration::from_millis(20),
+            4..=4,
+            |_, e| matches!(e, Event::Prediction { .. }),
+        ))
         .unwrap();
     let t = &study.trials[0];
     assert_eq!(t.status, Some(Status::Stopped));
@@ -275,35 +295,6 @@ fn check_panic_recorded(study: &Study) {
     assert_eq!(study.count(Some(Status::Completed)), study.trials.len());
 }
 
-/// Accuracy rising slowly; its second epoch waits until the storage holds
-/// a failed assessment (so that the next check comes after it), and its
-/// third until it holds a successful one (so that the trial is still
-/// running when that assessment arrives), whatever the machine's load.
-struct AfterFailure {
-    store: Memory,
-    epoch: usize,
-}
-
-impl Trainable for AfterFailure {
-    type Report = f64;
-    fn train_epoch(&mut self) -> Result<f64, TrialError> {
-        self.epoch += 1;
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let awaited = |e: &Event| match e {
-            Event::Prediction { error, .. } => (self.epoch == 2) == error.is_some(),
-            _ => false,
-        };
-        while (2..=3).contains(&self.epoch) && Instant::now() < deadline {
-            let (events, _) = self.store.read(Cursor::default())?;
-            if events.iter().any(awaited) {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        Ok(0.1 * self.epoch as f64)
-    }
-}
-
 #[test]
 fn a_panicking_assessment_is_recorded_and_the_trial_assessed_again() {
     let store = Memory::new();
@@ -312,15 +303,13 @@ fn a_panicking_assessment_is_recorded_and_the_trial_assessed_again() {
         .storage(store.clone())
         .policy(PanicOnce(flag))
         .budget(trials(2))
-        .run({
-            let store = store.clone();
-            move |_, _| {
-                Ok(AfterFailure {
-                    store: store.clone(),
-                    epoch: 0,
-                })
-            }
-        })
+        // The second epoch waits until the storage holds a failed
+        // assessment (so that the next check comes after it), the third
+        // until it holds a successful one (so that the trial is still
+        // running when that assessment arrives).
+        .run(awaiting(&store, Duration::ZERO, 2..=3, |epoch, e| {
+            matches!(e, Event::Prediction { error, .. } if (epoch == 2) == error.is_some())
+        }))
         .unwrap();
     check_panic_recorded(&study);
     // The simulated clock (replay) records it too, instead of aborting.
