@@ -61,7 +61,7 @@ struct History {
 impl History {
     fn new(curves: Vec<Vec<f64>>, metric: Metric) -> History {
         let t = curves[0].len();
-        let mut noise: Vec<f64> = curves
+        let noise: Vec<f64> = curves
             .iter()
             .map(|c| {
                 let s: f64 = c
@@ -71,8 +71,7 @@ impl History {
                 (s / (t - 2) as f64 / 6.0).sqrt()
             })
             .collect();
-        noise.sort_by(f64::total_cmp);
-        let noise = noise[noise.len() / 2].max(1e-6);
+        let noise = foresight::stats::median(&noise).max(1e-6);
         History {
             curves,
             metric,
