@@ -4,6 +4,8 @@
 //!   best configuration, how the trials ended, the epochs early stopping
 //!   saved, a table of all trials (with the last value of every metric
 //!   they reported), their attributes and failures;
+//! * [`epochs_by_outcome`]: where a study's epochs went — to trials that
+//!   improved the incumbent, to other completed trials, to stopped ones;
 //! * [`incumbent_trace`]: the exact steps of the incumbent, from the
 //!   study's events in the order they happened ([`estimated_trace`] guesses
 //!   them from the study alone). [`crate::plot`] draws the figures.
@@ -93,6 +95,26 @@ pub fn summary(study: &Study) -> String {
     let _ = writeln!(
         s,
         "epochs: {used} used, {without} without early stopping{fraction}"
+    );
+    let by = epochs_by_outcome(study, usize::MAX);
+    let _ = writeln!(
+        s,
+        "epochs by outcome: {} on {} trials that improved the incumbent, {} on {} other completed trials, {} on {} stopped trials{}{}",
+        by.improving.epochs,
+        by.improving.trials,
+        by.completed.epochs,
+        by.completed.trials,
+        by.stopped.epochs,
+        by.stopped.trials,
+        by.median_stop()
+            .map_or(String::new(), |e| format!(" (median stop after epoch {e})")),
+        match by.other.trials {
+            0 => String::new(),
+            n => format!(
+                ", {} on {n} pruned, failed, diverged or cut",
+                by.other.epochs
+            ),
+        }
     );
     s.push('\n');
     s.push_str(&trial_table(study));
@@ -231,6 +253,105 @@ fn status_name(s: Option<Status>) -> &'static str {
         Some(Status::Cut) => "cut",
         None => "unfinished",
     }
+}
+
+/// Trials and the epochs of their curves.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tally {
+    pub trials: usize,
+    pub epochs: usize,
+}
+
+impl Tally {
+    fn add(&mut self, epochs: usize) {
+        self.trials += 1;
+        self.epochs += epochs;
+    }
+}
+
+/// Where a study's epochs went ([`epochs_by_outcome`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EpochsByOutcome {
+    /// Completed trials that set a new incumbent when they ended: epochs no
+    /// stopping policy can save (a trial must finish to become the best).
+    pub improving: Tally,
+    /// Completed trials that did not: all but their first check's epochs
+    /// are what a perfect stopping policy would have saved.
+    pub completed: Tally,
+    /// Trials the stopping policy stopped.
+    pub stopped: Tally,
+    /// Pruned (by the trial itself), failed, diverged and cut trials.
+    pub other: Tally,
+    /// The epoch after which each stopped trial stopped, in the order they
+    /// ended.
+    pub stopped_after: Vec<usize>,
+}
+
+impl EpochsByOutcome {
+    /// The median of [`EpochsByOutcome::stopped_after`] (the upper one of
+    /// an even count); `None` without a stop.
+    pub fn median_stop(&self) -> Option<usize> {
+        let mut e = self.stopped_after.clone();
+        e.sort_unstable();
+        e.get(e.len() / 2).copied()
+    }
+
+    /// Adds another study's counts to these.
+    pub fn merge(&mut self, other: &EpochsByOutcome) {
+        for (a, b) in [
+            (&mut self.improving, other.improving),
+            (&mut self.completed, other.completed),
+            (&mut self.stopped, other.stopped),
+            (&mut self.other, other.other),
+        ] {
+            a.trials += b.trials;
+            a.epochs += b.epochs;
+        }
+        self.stopped_after.extend(&other.stopped_after);
+    }
+}
+
+/// Where a study's epochs went: the trials that had ended when the study
+/// had used `until` epochs (`usize::MAX`: all that ended), taken in the
+/// order they ended ([`Study::ends`]), each counted with the epochs of its
+/// curve under what became of it (epochs lost to a crash and retrained are
+/// counted once). A completed trial *improves* when its final score beats
+/// every completed trial's that ended before it, as the study's incumbent
+/// is defined. Trials still running are not counted.
+///
+/// This is the split the speedup of learning-curve stopping depends on:
+/// improving epochs cannot be saved, the other completed trials' can (but
+/// for the epochs before a policy's first check), and a stopped trial's
+/// count says how early it was stopped.
+pub fn epochs_by_outcome(study: &Study, until: usize) -> EpochsByOutcome {
+    let objective = study.header.objective;
+    let mut by = EpochsByOutcome::default();
+    let mut incumbent: Option<f64> = None;
+    for &(trial, used) in &study.ends {
+        if used > until {
+            break;
+        }
+        let Some(r) = study.trials.get(trial) else {
+            continue;
+        };
+        let epochs = r.scores.len();
+        match r.status {
+            Some(Status::Completed) => match r.final_score().filter(|f| f.is_finite()) {
+                Some(f) if incumbent.is_none_or(|i| objective.better(f, i)) => {
+                    incumbent = Some(f);
+                    by.improving.add(epochs);
+                }
+                _ => by.completed.add(epochs),
+            },
+            Some(Status::Stopped) => {
+                by.stopped.add(epochs);
+                by.stopped_after.push(epochs);
+            }
+            Some(_) => by.other.add(epochs),
+            None => {}
+        }
+    }
+    by
 }
 
 /// The steps of the incumbent over a study, from its events, header first
@@ -457,6 +578,14 @@ pub(crate) mod tests {
             text.contains("27 used, 34 without early stopping (20.6% saved)"),
             "{text}"
         );
+        assert!(
+            text.contains(
+                "epochs by outcome: 20 on 2 trials that improved the incumbent, 0 on 0 other \
+                 completed trials, 3 on 1 stopped trials (median stop after epoch 3), 4 on 2 \
+                 pruned, failed, diverged or cut"
+            ),
+            "{text}"
+        );
         assert!(text.contains("trial 3: out of memory"), "{text}");
         // The table: one line per trial, by id, columns aligned.
         let table: Vec<&str> = text
@@ -481,6 +610,49 @@ pub(crate) mod tests {
         assert!(stopped.ends_with("0.020"), "{stopped}");
         let diverged = table[5];
         assert!(diverged.contains("NaN"), "{diverged}");
+    }
+
+    #[test]
+    fn epochs_are_split_by_what_became_of_their_trials() {
+        // `events`, then trial 5 completes worse than the incumbent, trial 6
+        // is stopped after 5 epochs and trial 7 is still running.
+        let mut ev = events(false);
+        ev.push(start(5, 27.0));
+        ev.extend(epochs(5, &curve(10, 0.85), 27.0));
+        ev.push(end(5, Status::Completed, None, 37.0));
+        ev.push(start(6, 37.0));
+        ev.extend(epochs(6, &curve(5, 0.4), 37.0));
+        ev.push(end(6, Status::Stopped, None, 42.0));
+        ev.push(start(7, 42.0));
+        ev.extend(epochs(7, &curve(2, 0.9), 42.0));
+        let s = study(Objective::accuracy(), &ev);
+        let by = epochs_by_outcome(&s, usize::MAX);
+        let tally = |trials, epochs| Tally { trials, epochs };
+        assert_eq!(by.improving, tally(2, 20));
+        assert_eq!(by.completed, tally(1, 10));
+        assert_eq!(by.stopped, tally(2, 8));
+        assert_eq!(by.other, tally(2, 4));
+        assert_eq!(by.stopped_after, vec![3, 5]);
+        assert_eq!(by.median_stop(), Some(5));
+        // The running trial's 2 epochs are the only ones not counted.
+        let counted = [by.improving, by.completed, by.stopped, by.other]
+            .iter()
+            .map(|t| t.epochs)
+            .sum::<usize>();
+        assert_eq!(counted + 2, s.epochs_used);
+        // Up to the epochs used when trial 2 ended (23): trials 0-2 only.
+        let early = epochs_by_outcome(&s, 23);
+        assert_eq!(early.improving, tally(2, 20));
+        assert_eq!(early.stopped, tally(1, 3));
+        assert_eq!(early.other, Tally::default());
+        // A minimised objective: only the first completed trial improves.
+        let loss = epochs_by_outcome(&study(Objective::minimize(), &ev), usize::MAX);
+        assert_eq!(loss.improving, tally(1, 10));
+        assert_eq!(loss.completed, tally(2, 20));
+        let mut sum = by.clone();
+        sum.merge(&loss);
+        assert_eq!(sum.completed, tally(3, 30));
+        assert_eq!(sum.stopped_after, vec![3, 5, 3, 5]);
     }
 
     #[test]

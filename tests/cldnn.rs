@@ -1,6 +1,6 @@
 //! The CLDNN example (`examples/cldnn/`) on a small slice of PLAID:
-//! accuracies in [0, 1], the same seed gives the same accuracies bit for
-//! bit, and a run restored from a checkpoint continues as the uninterrupted
+//! accuracies in [0, 1], a positive validation cross-entropy, the same
+//! seed gives the same accuracies bit for bit, and a run restored from a checkpoint continues as the uninterrupted
 //! run does. Also the `.ts` reader's errors.
 
 #[path = "../examples/cldnn/data.rs"]
@@ -67,13 +67,16 @@ fn cldnn_is_deterministic_and_resumes_identically() {
 
     // Uninterrupted run of 3 epochs, checkpointed after epoch 2.
     let mut a = Cldnn::new(&config, &ctx, Arc::clone(&data)).unwrap();
-    let (mut accs, mut losses) = (Vec::new(), Vec::new());
+    let (mut accs, mut losses, mut valid) = (Vec::new(), Vec::new(), Vec::new());
+    assert!(a.valid_loss().is_nan());
     for epoch in 1..=3 {
         let acc = a.train_epoch().unwrap();
         assert!(acc.is_finite() && (0.0..=1.0).contains(&acc), "{acc}");
         assert!(a.train_loss().is_finite() && a.train_loss() > 0.0);
+        assert!(a.valid_loss().is_finite() && a.valid_loss() > 0.0);
         accs.push(acc);
         losses.push(a.train_loss());
+        valid.push(a.valid_loss());
         if epoch == 2 {
             assert!(a.save(&dir).unwrap());
         }
@@ -100,6 +103,7 @@ fn cldnn_is_deterministic_and_resumes_identically() {
     assert_eq!(c.epoch(), 2);
     assert_eq!(c.train_epoch().unwrap().to_bits(), accs[2].to_bits());
     assert_eq!(c.train_loss().to_bits(), losses[2].to_bits());
+    assert_eq!(c.valid_loss().to_bits(), valid[2].to_bits());
     assert_eq!(b.train_epoch().unwrap().to_bits(), accs[2].to_bits());
     assert_eq!(b.train_loss().to_bits(), losses[2].to_bits());
     assert_eq!(c.test_accuracy().unwrap().to_bits(), test.to_bits());

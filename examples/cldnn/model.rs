@@ -401,12 +401,13 @@ impl Net {
             .map_err(ce)
     }
 
-    /// Accuracy on `split` (no dropout).
-    fn accuracy(&self, split: &Split) -> Result<f64, TrialError> {
+    /// Accuracy and mean cross-entropy on `split` (no dropout).
+    fn evaluate(&self, split: &Split) -> Result<Scores, TrialError> {
         if split.n() == 0 {
             return Err("cannot score an empty split".into());
         }
         let mut correct = 0usize;
+        let mut loss = 0.0;
         let all: Vec<usize> = (0..split.n()).collect();
         for idx in all.chunks(EVAL_BATCH) {
             let (x, y) = batch(split, idx)?;
@@ -419,9 +420,24 @@ impl Net {
                 .and_then(|e| e.to_scalar::<u32>())
                 .map_err(ce)?;
             correct += hits as usize;
+            let mean = candle_nn::loss::cross_entropy(&logits, &y)
+                .and_then(|l| l.to_scalar::<f32>())
+                .map_err(ce)?;
+            loss += mean as f64 * idx.len() as f64;
         }
-        Ok(correct as f64 / split.n() as f64)
+        let n = split.n() as f64;
+        Ok(Scores {
+            accuracy: correct as f64 / n,
+            loss: loss / n,
+        })
     }
+}
+
+/// A model's accuracy and mean cross-entropy on one split.
+#[derive(Debug, Clone, Copy)]
+struct Scores {
+    accuracy: f64,
+    loss: f64,
 }
 
 /// Inverted dropout with rate `p`, the mask drawn from `rng` (nothing is
@@ -472,6 +488,8 @@ pub struct Cldnn {
     epoch: usize,
     /// Mean training loss of the last epoch.
     train_loss: f64,
+    /// Mean validation cross-entropy after the last epoch.
+    valid_loss: f64,
     /// The pool the work runs in (see [`Cldnn::new`]).
     pool: Arc<rayon::ThreadPool>,
 }
@@ -611,6 +629,7 @@ impl Cldnn {
             rng,
             epoch: 0,
             train_loss: f64::NAN,
+            valid_loss: f64::NAN,
             pool: Arc::new(thread_pool(ctx.threads.max(1))?),
         })
     }
@@ -624,6 +643,12 @@ impl Cldnn {
     /// (NaN before the first).
     pub fn train_loss(&self) -> f64 {
         self.train_loss
+    }
+
+    /// Mean cross-entropy on the validation series after the last epoch
+    /// (NaN before the first).
+    pub fn valid_loss(&self) -> f64 {
+        self.valid_loss
     }
 
     /// Trains one epoch: the training series in an order drawn from the
@@ -657,7 +682,9 @@ impl Cldnn {
     /// Accuracy on the UCR TEST series: for the final report of the best
     /// configuration only, never for tuning.
     pub fn test_accuracy(&self) -> Result<f64, TrialError> {
-        self.pool.install(|| self.net.accuracy(&self.data.test))
+        self.pool
+            .install(|| self.net.evaluate(&self.data.test))
+            .map(|s| s.accuracy)
     }
 }
 
@@ -702,7 +729,9 @@ impl Trainable for Cldnn {
         let pool = Arc::clone(&self.pool);
         pool.install(|| {
             self.fit_epoch()?;
-            self.net.accuracy(&self.data.valid)
+            let scores = self.net.evaluate(&self.data.valid)?;
+            self.valid_loss = scores.loss;
+            Ok(scores.accuracy)
         })
     }
 

@@ -23,9 +23,9 @@
 
 use foresight::error::Result as FsResult;
 use foresight::policy;
+use foresight::report::{self, EpochsByOutcome};
 use foresight::sampler::{Sampler, SamplerSpec};
 use foresight::space::Config;
-use foresight::study::Status;
 use foresight_protocols::curveset;
 use foresight_protocols::replay::{self, Pool};
 use rayon::prelude::*;
@@ -61,16 +61,6 @@ impl Sampler for TruthTeller {
     }
 }
 
-/// Epochs by kind, up to the moment a run first reaches its target.
-#[derive(Default, Clone, Copy)]
-struct Breakdown {
-    improving: usize,
-    completed: usize,
-    completed_trials: usize,
-    stopped: usize,
-    stopped_trials: usize,
-}
-
 fn sampler(pool: &Pool, seed: u64, truth: bool) -> Res<Box<dyn Sampler>> {
     let spec: SamplerSpec = "gp-hedge".parse()?;
     let inner = spec.build(&pool.space, seed)?;
@@ -103,54 +93,26 @@ fn main() -> Res<()> {
         .take(tasks)
         .flat_map(|p| (0..seeds).map(move |s| (p, s)))
         .collect();
-    let rows: Vec<(String, f64, Breakdown)> = jobs
+    let rows: Vec<(String, f64, EpochsByOutcome)> = jobs
         .par_iter()
-        .map(|&(pool, seed)| -> Res<(String, f64, Breakdown)> {
+        .map(|&(pool, seed)| -> Res<(String, f64, EpochsByOutcome)> {
             let (none, _) = replay::run(pool, sampler(pool, seed, truth)?, policy::parse("none")?, seed, 1)?;
             let (fig, study) = replay::run(pool, sampler(pool, seed, truth)?, policy::parse(pol)?, seed, 1)?;
             let speedup = replay::speedup(&none, &fig);
             let target = none.regret_at(none.budget);
             let limit = fig.epochs_to(target).min(fig.budget as f64);
-            let mut b = Breakdown::default();
-            let mut stops = Vec::new();
-            let mut incumbent: Option<f64> = None;
-            for &(trial, used) in &study.ends {
-                if used as f64 > limit {
-                    break;
-                }
-                let r = &study.trials[trial];
-                let epochs = r.scores.len();
-                match r.status {
-                    Some(Status::Completed) => {
-                        let f = *r.scores.last().expect("completed");
-                        if incumbent.is_none_or(|i| pool.objective.better(f, i)) {
-                            incumbent = Some(f);
-                            b.improving += epochs;
-                        } else {
-                            b.completed += epochs;
-                            b.completed_trials += 1;
-                        }
-                    }
-                    Some(Status::Stopped) => {
-                        b.stopped += epochs;
-                        b.stopped_trials += 1;
-                        stops.push(epochs);
-                    }
-                    _ => {}
-                }
-            }
-            stops.sort_unstable();
+            let b = report::epochs_by_outcome(&study, limit as usize);
             let line = format!(
                 "{:<28} seed {seed}  to target: none {:>5}  {pol} {:>5}  speedup {speedup:.2} | improving {:>4} | other completed {:>4} ({:>2} trials) | stopped {:>4} ({:>3} trials, median at epoch {:>2}) | false stops {}",
                 pool.task,
                 none.epochs_to(target),
                 fig.epochs_to(target),
-                b.improving,
-                b.completed,
-                b.completed_trials,
-                b.stopped,
-                b.stopped_trials,
-                stops.get(stops.len() / 2).copied().unwrap_or(0),
+                b.improving.epochs,
+                b.completed.epochs,
+                b.completed.trials,
+                b.stopped.epochs,
+                b.stopped.trials,
+                b.median_stop().unwrap_or(0),
                 fig.false_stops,
             );
             Ok((line, speedup, b))
@@ -160,24 +122,19 @@ fn main() -> Res<()> {
         println!("{line}");
     }
     let speedups: Vec<f64> = rows.iter().map(|r| r.1).collect();
-    let sum = rows
-        .iter()
-        .fold(Breakdown::default(), |a, (_, _, b)| Breakdown {
-            improving: a.improving + b.improving,
-            completed: a.completed + b.completed,
-            completed_trials: a.completed_trials + b.completed_trials,
-            stopped: a.stopped + b.stopped,
-            stopped_trials: a.stopped_trials + b.stopped_trials,
-        });
+    let mut sum = EpochsByOutcome::default();
+    for (_, _, b) in &rows {
+        sum.merge(b);
+    }
     println!(
         "{} runs: median speedup over runs {:.2}; epochs to target, summed: improving {}, other completed {} ({} trials), stopped {} ({} trials)",
         rows.len(),
         foresight::stats::median(&speedups),
-        sum.improving,
-        sum.completed,
-        sum.completed_trials,
-        sum.stopped,
-        sum.stopped_trials,
+        sum.improving.epochs,
+        sum.completed.epochs,
+        sum.completed.trials,
+        sum.stopped.epochs,
+        sum.stopped.trials,
     );
     Ok(())
 }
