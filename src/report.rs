@@ -97,6 +97,7 @@ pub fn summary(study: &Study) -> String {
         "epochs: {used} used, {without} without early stopping{fraction}"
     );
     let by = epochs_by_outcome(study, usize::MAX);
+    let stopped = by.stopped();
     let _ = writeln!(
         s,
         "epochs by outcome: {} on {} trials that improved the incumbent, {} on {} other completed trials, {} on {} stopped trials{}{}",
@@ -104,8 +105,8 @@ pub fn summary(study: &Study) -> String {
         by.improving.trials,
         by.completed.epochs,
         by.completed.trials,
-        by.stopped.epochs,
-        by.stopped.trials,
+        stopped.epochs,
+        stopped.trials,
         by.median_stop()
             .map_or(String::new(), |e| format!(" (median stop after epoch {e})")),
         match by.other.trials {
@@ -278,16 +279,22 @@ pub struct EpochsByOutcome {
     /// Completed trials that did not: all but their first check's epochs
     /// are what a perfect stopping policy would have saved.
     pub completed: Tally,
-    /// Trials the stopping policy stopped.
-    pub stopped: Tally,
     /// Pruned (by the trial itself), failed, diverged and cut trials.
     pub other: Tally,
-    /// The epoch after which each stopped trial stopped, in the order they
-    /// ended.
+    /// The epoch after which each trial the stopping policy stopped
+    /// stopped, in the order they ended.
     pub stopped_after: Vec<usize>,
 }
 
 impl EpochsByOutcome {
+    /// The stopped trials and their epochs.
+    pub fn stopped(&self) -> Tally {
+        Tally {
+            trials: self.stopped_after.len(),
+            epochs: self.stopped_after.iter().sum(),
+        }
+    }
+
     /// The median of [`EpochsByOutcome::stopped_after`] (the upper one of
     /// an even count); `None` without a stop.
     pub fn median_stop(&self) -> Option<usize> {
@@ -301,7 +308,6 @@ impl EpochsByOutcome {
         for (a, b) in [
             (&mut self.improving, other.improving),
             (&mut self.completed, other.completed),
-            (&mut self.stopped, other.stopped),
             (&mut self.other, other.other),
         ] {
             a.trials += b.trials;
@@ -343,10 +349,7 @@ pub fn epochs_by_outcome(study: &Study, until: usize) -> EpochsByOutcome {
                 }
                 _ => by.completed.add(epochs),
             },
-            Some(Status::Stopped) => {
-                by.stopped.add(epochs);
-                by.stopped_after.push(epochs);
-            }
+            Some(Status::Stopped) => by.stopped_after.push(epochs),
             Some(_) => by.other.add(epochs),
             None => {}
         }
@@ -630,12 +633,12 @@ pub(crate) mod tests {
         let tally = |trials, epochs| Tally { trials, epochs };
         assert_eq!(by.improving, tally(2, 20));
         assert_eq!(by.completed, tally(1, 10));
-        assert_eq!(by.stopped, tally(2, 8));
+        assert_eq!(by.stopped(), tally(2, 8));
         assert_eq!(by.other, tally(2, 4));
         assert_eq!(by.stopped_after, vec![3, 5]);
         assert_eq!(by.median_stop(), Some(5));
         // The running trial's 2 epochs are the only ones not counted.
-        let counted = [by.improving, by.completed, by.stopped, by.other]
+        let counted = [by.improving, by.completed, by.stopped(), by.other]
             .iter()
             .map(|t| t.epochs)
             .sum::<usize>();
@@ -643,7 +646,7 @@ pub(crate) mod tests {
         // Up to the epochs used when trial 2 ended (23): trials 0-2 only.
         let early = epochs_by_outcome(&s, 23);
         assert_eq!(early.improving, tally(2, 20));
-        assert_eq!(early.stopped, tally(1, 3));
+        assert_eq!(early.stopped(), tally(1, 3));
         assert_eq!(early.other, Tally::default());
         // A minimised objective: only the first completed trial improves.
         let loss = epochs_by_outcome(&study(Objective::minimize(), &ev), usize::MAX);

@@ -110,8 +110,8 @@ fn main() -> Res<()> {
                 b.improving.epochs,
                 b.completed.epochs,
                 b.completed.trials,
-                b.stopped.epochs,
-                b.stopped.trials,
+                b.stopped().epochs,
+                b.stopped().trials,
                 b.median_stop().unwrap_or(0),
                 fig.false_stops,
             );
@@ -133,8 +133,8 @@ fn main() -> Res<()> {
         sum.improving.epochs,
         sum.completed.epochs,
         sum.completed.trials,
-        sum.stopped.epochs,
-        sum.stopped.trials,
+        sum.stopped().epochs,
+        sum.stopped().trials,
     );
     Ok(())
 }
