@@ -7,6 +7,8 @@
 //! # e.g. the first 8 LCBench-surrogate tasks, seeds 0 and 1:
 //! cargo run --release -p foresight-protocols --example freeze_thaw -- \
 //!     ../shared/curves/yahpo_lcbench_surrogate.jsonl 8 2 stop0.05,pause0.05,pause0.2
+//! cargo run --release -p foresight-protocols --example freeze_thaw -- \
+//!     ../shared/curves/yahpo_lcbench_surrogate.jsonl 8 2 stop0.05,resume0.05,resume0.2
 //! ```
 //!
 //! One worker runs trials one after another, with the learning-curve rule
@@ -20,7 +22,15 @@
 //! this study: improvements of the incumbent per epoch over the last 20
 //! trials, counting one pseudo-improvement per `T` epochs of prior (so
 //! that early on new trials win); a resumed trial runs to the horizon.
-//! Either way the sampler is told the
+//! `resumeθ` pauses in the same way but lets the sampler decide: every
+//! paused configuration joins the candidates of each proposal (all of them
+//! scored, with a seeded subset of the unused pool filling the rest of
+//! GP-Hedge's 512), and a paused one that is picked is resumed to the
+//! horizon — a resume driven by the sampler's posterior at the paused
+//! configuration, after its neighbours have run (the evidence freeze-thaw
+//! Bayesian optimisation uses, Swersky, Snoek & Adams 2014, in its
+//! simplest form: no joint model of curves, no cost per epoch).
+//! In every variant the sampler is told the
 //! forecast's median with the variance of its 90% interval, as the tuner
 //! tells it; a resumed trial that completes tells its true final value as
 //! a second observation. `none` never acts. Each variant's speedup is
@@ -28,10 +38,9 @@
 //! printed per run and as the median over runs.
 
 use foresight::curve::{Predictive, PredictorConfig};
-use foresight::error::Error as FsError;
-use foresight::sampler::{Sampler, SamplerSpec};
+use foresight::sampler::SamplerSpec;
 use foresight_protocols::curveset;
-use foresight_protocols::replay::{self, Pool, PoolSampler, RunFigures};
+use foresight_protocols::replay::{self, Pool, RunFigures};
 use rayon::prelude::*;
 use std::collections::VecDeque;
 
@@ -42,6 +51,7 @@ enum Variant {
     None,
     Stop(f64),
     Pause(f64),
+    Resume(f64),
 }
 
 impl Variant {
@@ -50,6 +60,7 @@ impl Variant {
             "none" => Variant::None,
             _ if s.starts_with("stop") => Variant::Stop(s[4..].parse()?),
             _ if s.starts_with("pause") => Variant::Pause(s[5..].parse()?),
+            _ if s.starts_with("resume") => Variant::Resume(s[6..].parse()?),
             _ => return Err(format!("unknown variant `{s}`").into()),
         })
     }
@@ -65,6 +76,30 @@ struct Paused {
 /// Trials remembered for the rate of improvement a new trial brings.
 const RECENT: usize = 20;
 
+/// The most candidates GP-Hedge scores for one proposal (as its own
+/// subset of a larger pool).
+const MAX_SCORED: usize = 512;
+
+/// A seeded random subset of `k` of `from` (all of them when `k` is
+/// larger), in their order.
+fn subset(from: &[usize], k: usize, seed: u64, trial: u64) -> Vec<usize> {
+    use rand::{RngExt, SeedableRng};
+    if from.len() <= k {
+        return from.to_vec();
+    }
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(foresight::seed::mix64(
+        seed ^ trial.wrapping_mul(foresight::seed::GOLDEN) ^ 0x5EED,
+    ));
+    let mut idx = from.to_vec();
+    for i in 0..k {
+        let j = rng.random_range(i..idx.len());
+        idx.swap(i, j);
+    }
+    idx.truncate(k);
+    idx.sort_unstable();
+    idx
+}
+
 fn simulate(pool: &Pool, seed: u64, variant: Variant) -> Res<(RunFigures, usize)> {
     let t = pool.horizon;
     let budget = 50 * t;
@@ -73,15 +108,15 @@ fn simulate(pool: &Pool, seed: u64, variant: Variant) -> Res<(RunFigures, usize)
         .curve_units()
         .ok_or("the objective has no curve units")?;
     let spec: SamplerSpec = "gp-hedge".parse()?;
-    let mut sampler = PoolSampler::new(spec.build(&pool.space, seed)?, pool.configs.clone());
+    let mut sampler = spec.build(&pool.space, seed)?;
     sampler.reseed(seed);
-    let chosen = sampler.chosen();
+    let mut used = vec![false; pool.configs.len()];
     let predictor = PredictorConfig {
         parallel: false,
         ..PredictorConfig::default()
     };
     let sign = objective.sign();
-    let mut used = 0;
+    let mut spent_total = 0;
     let mut incumbent: Option<f64> = None;
     let mut worst: Option<f64> = None;
     let mut traj: Vec<(usize, f64)> = Vec::new();
@@ -89,7 +124,7 @@ fn simulate(pool: &Pool, seed: u64, variant: Variant) -> Res<(RunFigures, usize)
     let mut recent: VecDeque<(usize, bool)> = VecDeque::new();
     let mut trials = 0u64;
     let mut resumed = 0;
-    'study: while used < budget {
+    'study: while spent_total < budget {
         // A paused trial to resume, or a new one.
         let rate_new = {
             let (epochs, improved) = recent.iter().fold((t, 1usize), |(e, i), &(de, di)| {
@@ -116,14 +151,47 @@ fn simulate(pool: &Pool, seed: u64, variant: Variant) -> Res<(RunFigures, usize)
                 resumed += 1;
                 (p.pool_index, p.epochs)
             }
-            None => match sampler.ask(&[]) {
-                Ok(_) => (
-                    *chosen.lock().expect("not poisoned").last().expect("asked"),
-                    0,
-                ),
-                Err(FsError::Exhausted) => break,
-                Err(e) => return Err(e.into()),
-            },
+            None => {
+                let unused: Vec<usize> = (0..pool.configs.len()).filter(|&i| !used[i]).collect();
+                // `resumeθ`: the paused configurations compete with the new
+                // ones for the sampler's pick, all of them scored.
+                let paused_now: Vec<usize> = match variant {
+                    Variant::Resume(_) => paused.iter().map(|p| p.pool_index).collect(),
+                    _ => Vec::new(),
+                };
+                let fresh = if paused_now.is_empty() {
+                    unused
+                } else {
+                    subset(
+                        &unused,
+                        MAX_SCORED.saturating_sub(paused_now.len()),
+                        seed,
+                        trials,
+                    )
+                };
+                let candidates: Vec<usize> = paused_now.iter().chain(&fresh).copied().collect();
+                if candidates.is_empty() {
+                    break;
+                }
+                let configs: Vec<_> = candidates
+                    .iter()
+                    .map(|&i| pool.configs[i].clone())
+                    .collect();
+                let k = sampler.ask_among(&configs, &[])?;
+                if k < paused_now.len() {
+                    let p = paused.remove(
+                        paused
+                            .iter()
+                            .position(|p| p.pool_index == candidates[k])
+                            .expect("paused"),
+                    );
+                    resumed += 1;
+                    (p.pool_index, p.epochs)
+                } else {
+                    used[candidates[k]] = true;
+                    (candidates[k], 0)
+                }
+            }
         };
         trials += 1;
         let curve = &pool.curves[i];
@@ -131,10 +199,10 @@ fn simulate(pool: &Pool, seed: u64, variant: Variant) -> Res<(RunFigures, usize)
         let mut spent = 0;
         let mut improved = false;
         for e in start + 1..=t {
-            if used == budget {
+            if spent_total == budget {
                 break 'study;
             }
-            used += 1;
+            spent_total += 1;
             spent += 1;
             let v = curve[e - 1];
             if !v.is_finite() {
@@ -155,7 +223,7 @@ fn simulate(pool: &Pool, seed: u64, variant: Variant) -> Res<(RunFigures, usize)
                     improved = true;
                     let r = pool.regret(incumbent);
                     if traj.last().is_none_or(|p| p.1 != r) {
-                        traj.push((used, r));
+                        traj.push((spent_total, r));
                     }
                 }
                 break;
@@ -163,7 +231,7 @@ fn simulate(pool: &Pool, seed: u64, variant: Variant) -> Res<(RunFigures, usize)
             let (theta, pause) = match variant {
                 Variant::None => continue,
                 Variant::Stop(th) => (th, false),
-                Variant::Pause(th) => (th, true),
+                Variant::Pause(th) | Variant::Resume(th) => (th, true),
             };
             let Some(best) = incumbent else { continue };
             if start > 0 {
