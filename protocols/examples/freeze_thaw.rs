@@ -1,5 +1,6 @@
-//! What pausing instead of stopping (freeze-thaw) could save with GP-Hedge:
-//! a stand-alone simulation of protocol R, for deciding whether to build it
+//! What pausing instead of stopping (freeze-thaw), or a threshold weighed
+//! by what a stop saves, could save with GP-Hedge:
+//! a stand-alone simulation of protocol R, for deciding whether to build them
 //! into the tuner — not the tuner's own loop (`foresight replay` is).
 //!
 //! ```sh
@@ -9,6 +10,8 @@
 //!     ../shared/curves/yahpo_lcbench_surrogate.jsonl 8 2 stop0.05,pause0.05,pause0.2
 //! cargo run --release -p foresight-protocols --example freeze_thaw -- \
 //!     ../shared/curves/yahpo_lcbench_surrogate.jsonl 8 2 stop0.05,resume0.05,resume0.2
+//! cargo run --release -p foresight-protocols --example freeze_thaw -- \
+//!     ../shared/curves/yahpo_lcbench_surrogate.jsonl 8 2 stop0.05,stop0.1,weigh0.1,weigh0.2
 //! ```
 //!
 //! One worker runs trials one after another, with the learning-curve rule
@@ -30,6 +33,10 @@
 //! configuration, after its neighbours have run (the evidence freeze-thaw
 //! Bayesian optimisation uses, Swersky, Snoek & Adams 2014, in its
 //! simplest form: no joint model of curves, no cost per epoch).
+//! `weighθ` stops (for good) when `P(better) < θ (T − n) / (T − 3)`: the
+//! risk a stop may take shrinks with the share of the run it still saves
+//! (issue 16's "weigh what a stop saves"), from θ at the first check to 0
+//! at the horizon.
 //! In every variant the sampler is told the
 //! forecast's median with the variance of its 90% interval, as the tuner
 //! tells it; a resumed trial that completes tells its true final value as
@@ -52,6 +59,7 @@ enum Variant {
     Stop(f64),
     Pause(f64),
     Resume(f64),
+    Weigh(f64),
 }
 
 impl Variant {
@@ -61,6 +69,7 @@ impl Variant {
             _ if s.starts_with("stop") => Variant::Stop(s[4..].parse()?),
             _ if s.starts_with("pause") => Variant::Pause(s[5..].parse()?),
             _ if s.starts_with("resume") => Variant::Resume(s[6..].parse()?),
+            _ if s.starts_with("weigh") => Variant::Weigh(s[5..].parse()?),
             _ => return Err(format!("unknown variant `{s}`").into()),
         })
     }
@@ -72,6 +81,9 @@ struct Paused {
     epochs: usize,
     forecast: Predictive,
 }
+
+/// The first epoch after which a trial is assessed (as the `lc` policy).
+const FIRST_CHECK: usize = 3;
 
 /// Trials remembered for the rate of improvement a new trial brings.
 const RECENT: usize = 20;
@@ -232,13 +244,16 @@ fn simulate(pool: &Pool, seed: u64, variant: Variant) -> Res<(RunFigures, usize)
                 Variant::None => continue,
                 Variant::Stop(th) => (th, false),
                 Variant::Pause(th) | Variant::Resume(th) => (th, true),
+                // The risk a stop takes against the share of the run it
+                // saves: θ after the first check, falling to 0 at the horizon.
+                Variant::Weigh(th) => (th * (t - e) as f64 / (t - FIRST_CHECK) as f64, false),
             };
             let Some(best) = incumbent else { continue };
             if start > 0 {
                 // A resumed trial runs to the horizon.
                 continue;
             }
-            if e < 3 || curve[..e].iter().any(|&s| objective.better(s, best)) {
+            if e < FIRST_CHECK || curve[..e].iter().any(|&s| objective.better(s, best)) {
                 continue;
             }
             let observed: Vec<f64> = curve[..e].iter().map(|&s| units.to_curve(s)).collect();
