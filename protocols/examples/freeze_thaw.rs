@@ -246,7 +246,10 @@ fn simulate(pool: &Pool, seed: u64, variant: Variant) -> Res<(RunFigures, usize)
                 Variant::Pause(th) | Variant::Resume(th) => (th, true),
                 // The risk a stop takes against the share of the run it
                 // saves: θ after the first check, falling to 0 at the horizon.
-                Variant::Weigh(th) => (th * (t - e) as f64 / (t - FIRST_CHECK) as f64, false),
+                Variant::Weigh(th) => (
+                    th * (t - e) as f64 / t.saturating_sub(FIRST_CHECK).max(1) as f64,
+                    false,
+                ),
             };
             let Some(best) = incumbent else { continue };
             if start > 0 {
