@@ -191,12 +191,8 @@ fn simulate(pool: &Pool, seed: u64, variant: Variant) -> Res<(RunFigures, usize)
                     .collect();
                 let k = sampler.ask_among(&configs, &[])?;
                 if k < paused_now.len() {
-                    let p = paused.remove(
-                        paused
-                            .iter()
-                            .position(|p| p.pool_index == candidates[k])
-                            .expect("paused"),
-                    );
+                    // `paused_now` lists `paused` in its order.
+                    let p = paused.remove(k);
                     resumed += 1;
                     (p.pool_index, p.epochs)
                 } else {
