@@ -32,6 +32,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use foresight::prelude::*;
+use foresight::sampler::SamplerSpec;
 
 use data::{Data, SERIES_LEN, default_data_dir};
 use model::{Cldnn, single_threaded_matmul, space};
@@ -65,6 +66,17 @@ struct Args {
     /// the accuracy; the other is recorded as a metric.
     #[arg(long, value_enum, default_value_t = Score::Loss)]
     score: Score,
+    /// The sampler: gp-hedge (GP-Hedge over UCB and PI), gp (expected
+    /// improvement) or random.
+    #[arg(long, default_value = "gp-hedge")]
+    sampler: String,
+    /// The step-size schedule of every run: constant; step (divided by 10
+    /// after half and after three quarters of the horizon, the schedule of
+    /// He, Zhang, Ren & Sun's ResNets); or warmup-cosine (a linear warm-up
+    /// over the first quarter, Goyal et al. 2017, then a cosine decay to
+    /// zero, Loshchilov & Hutter 2017).
+    #[arg(long, value_enum, default_value_t = Schedule::Constant)]
+    schedule: Schedule,
     /// Seed of the study.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -86,6 +98,37 @@ enum Score {
     Accuracy,
 }
 
+/// The step-size schedule of a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Schedule {
+    Constant,
+    Step,
+    WarmupCosine,
+}
+
+impl Schedule {
+    /// The factor on the configured step size during epoch `epoch`
+    /// (1-based) of a run of `horizon` epochs.
+    fn factor(self, epoch: usize, horizon: usize) -> f64 {
+        match self {
+            Schedule::Constant => 1.0,
+            Schedule::Step => {
+                let drops = [horizon / 2, horizon * 3 / 4];
+                0.1f64.powi(drops.iter().filter(|&&d| epoch > d).count() as i32)
+            }
+            Schedule::WarmupCosine => {
+                let warmup = (horizon / 4).max(1);
+                if epoch <= warmup {
+                    epoch as f64 / warmup as f64
+                } else {
+                    let done = (epoch - warmup) as f64 / (horizon - warmup).max(1) as f64;
+                    0.5 * (1.0 + (std::f64::consts::PI * done).cos())
+                }
+            }
+        }
+    }
+}
+
 impl Score {
     fn objective(self) -> Objective {
         match self {
@@ -104,6 +147,7 @@ struct Tracked {
     model: Cldnn,
     horizon: usize,
     score: Score,
+    schedule: Schedule,
 }
 
 impl Trainable for Tracked {
@@ -111,6 +155,8 @@ impl Trainable for Tracked {
 
     fn train_epoch(&mut self) -> Result<EpochReport, TrialError> {
         let start = Instant::now();
+        let factor = self.schedule.factor(self.model.epoch() + 1, self.horizon);
+        self.model.set_step_size_factor(factor);
         let accuracy = self.model.train_epoch()?;
         let loss = self.model.valid_loss();
         let mut report = match self.score {
@@ -157,8 +203,10 @@ fn main() -> Result<(), TrialError> {
             args.study.display()
         );
     }
-    let score = args.score;
+    let (score, schedule) = (args.score, args.schedule);
+    let sampler: SamplerSpec = args.sampler.parse()?;
     let study = Tuner::new(space(), score.objective(), args.horizon)
+        .sampler(sampler.build(&space(), args.seed)?)
         .policy(foresight::policy::parse(&args.policy)?)
         .workers(args.workers)
         // One compute thread per trial (see `single_threaded_matmul`).
@@ -176,6 +224,7 @@ fn main() -> Result<(), TrialError> {
                 model: Cldnn::new(config, ctx, Arc::clone(&data))?,
                 horizon: ctx.horizon,
                 score,
+                schedule,
             })
         })?;
     let Some(best) = study.best() else {

@@ -634,6 +634,13 @@ impl Cldnn {
         })
     }
 
+    /// Sets the step size of the next updates to the configured one times
+    /// `factor` (a schedule; the step size is not checkpointed, the caller
+    /// sets it before every epoch).
+    pub fn set_step_size_factor(&mut self, factor: f64) {
+        self.opt.lr = self.hyper.learning_rate * factor;
+    }
+
     /// Epochs trained so far.
     pub fn epoch(&self) -> usize {
         self.epoch
