@@ -181,6 +181,11 @@ impl StoppingPolicy for LearningCurve {
                     let last = curve[curve.len() - 1];
                     (t.id, curve[..n].to_vec(), last)
                 })
+                // A run that diverged on the way holds no final value to
+                // score a forecast against.
+                .filter(|(_, prefix, last)| {
+                    last.is_finite() && prefix.iter().all(|v| v.is_finite())
+                })
                 .collect()
         } else {
             Vec::new()
@@ -212,8 +217,13 @@ impl StoppingPolicy for LearningCurve {
                     let u = match cached {
                         Some(u) => u,
                         None => {
-                            let f = forecast_of(*id, prefix)?;
-                            let u = (!f.is_fallback()).then(|| f.final_value().prob_better(*last));
+                            // A forecast that fails or falls back is no
+                            // evidence either way.
+                            let u = forecast_of(*id, prefix)
+                                .ok()
+                                .filter(|f| !f.is_fallback())
+                                .map(|f| f.final_value().prob_better(*last))
+                                .filter(|u| u.is_finite());
                             pits.lock().map_err(|e| e.to_string())?.insert((*id, n), u);
                             u
                         }
