@@ -369,6 +369,18 @@ mod tests {
             .collect()
     }
 
+    /// The assessment of the last of `curves` (horizon 30, the others
+    /// finished), and how many finished trials' forecasts the policy kept.
+    fn assess_last(curves: &[Vec<f64>], calibrate: bool) -> (Assessment, usize) {
+        let v = views(curves, 30);
+        let s = study(Metric::Accuracy, 30, &v);
+        let mut p = quick();
+        p.calibrate = calibrate;
+        let a = run(p.check(curves.len() - 1, &s)).expect("an assessment");
+        let kept = p.pits.0.lock().unwrap().len();
+        (a, kept)
+    }
+
     /// Every curve of the study bends after the same epoch: the families
     /// read the plateau of a new run as its end, and only the finished
     /// runs, forecast from their own plateaus, show that it is not.
@@ -381,18 +393,12 @@ mod tests {
             stepped(0.48, t),
             stepped(0.55, 8),
         ];
-        let v = views(&curves, t);
-        let s = study(Metric::Accuracy, t, &v);
-        let mut raw = quick();
-        raw.calibrate = false;
-        let a = run(raw.check(3, &s)).expect("an assessment");
+        let (a, _) = assess_last(&curves, false);
         assert!(a.stop, "the plateau alone reads as converged: {a:?}");
-        let mut p = quick();
-        p.calibrate = true;
-        let b = run(p.check(3, &s)).expect("an assessment");
+        let (b, kept) = assess_last(&curves, true);
         assert!(!b.stop && b.p_better.unwrap() > 0.5, "{b:?}");
         // The finished trials' forecasts are kept: one per trial and epoch.
-        assert_eq!(p.pits.0.lock().unwrap().len(), 3);
+        assert_eq!(kept, 3);
         // Where the finished runs followed their forecasts, the stop stands.
         let smooth = |level: f64, epochs: usize| -> Vec<f64> {
             (1..=epochs)
@@ -405,11 +411,7 @@ mod tests {
             smooth(0.78, t),
             smooth(0.55, 8),
         ];
-        let v = views(&curves, t);
-        let s = study(Metric::Accuracy, t, &v);
-        let mut p = quick();
-        p.calibrate = true;
-        let c = run(p.check(3, &s)).expect("an assessment");
+        let (c, _) = assess_last(&curves, true);
         assert!(c.stop, "{c:?}");
     }
 
