@@ -138,6 +138,53 @@ fn resuming_compares_every_setting_of_the_sampler_and_the_policy() {
     assert!(err.contains("sampler setting `eta`"), "{err}");
 }
 
+/// Fault: a study folder begun before `lc` had its `calibrate` setting
+/// refused to resume ("its stopping policy setting `calibrate` is null").
+/// A setting missing from the stored header is read as its default.
+#[test]
+fn a_study_begun_before_a_setting_existed_resumes_with_its_default() {
+    let dir = temp_dir("older");
+    let log = Arc::new(Log::default());
+    let build = synthetic(Duration::ZERO, &log, |_| None);
+    let study = |policy: &str, n: usize| {
+        Tuner::new(space(), Objective::accuracy(), 4)
+            .sampler(
+                "gp-hedge"
+                    .parse::<foresight::sampler::SamplerSpec>()
+                    .unwrap()
+                    .build(&space(), 0)
+                    .unwrap(),
+            )
+            .policy(foresight::policy::parse(policy).unwrap())
+            .output(Output::Quiet)
+            .storage(Journal::new(&dir))
+            .budget(trials(n))
+            .simulate(&build)
+    };
+    study("lc", 2).unwrap();
+    // Remove a setting of each component from the header, as an earlier
+    // version wrote it.
+    let path = Journal::new(&dir).path().to_path_buf();
+    let text = std::fs::read_to_string(&path).unwrap();
+    let (first, rest) = text.split_once('\n').unwrap();
+    let mut header: serde_json::Value = serde_json::from_str(first).unwrap();
+    for (component, key) in [("policy", "calibrate"), ("sampler", "max_observations")] {
+        let removed = header[component]["settings"]
+            .as_object_mut()
+            .unwrap()
+            .remove(key);
+        assert!(removed.is_some(), "the header records {component}.{key}");
+    }
+    std::fs::write(&path, format!("{header}\n{rest}")).unwrap();
+    let resumed = study("lc", 3).expect("the defaults continue the older study");
+    assert_eq!(resumed.trials.len(), 3);
+    let err = study("lc(calibrate=true)", 4).unwrap_err().to_string();
+    assert!(
+        err.contains("stopping policy setting `calibrate` is false, this study's is true"),
+        "{err}"
+    );
+}
+
 /// Settings of the study several processes share: `workers` threads each,
 /// random search with the same seed in every process (so that their
 /// samplers propose the same configurations unless the claims work).

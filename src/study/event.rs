@@ -35,6 +35,34 @@ pub struct Component {
     pub settings: serde_json::Value,
 }
 
+impl Component {
+    /// The component with every setting it lacks taken from `defaults`
+    /// (nested settings too). A study begun by an earlier version of
+    /// foresight lacks the settings added since; a setting is only ever
+    /// added with a default that keeps the behaviour from before it, so
+    /// such a study reads as one that chose the defaults.
+    pub fn with_defaults(&self, defaults: &serde_json::Value) -> Component {
+        fn fill(into: &mut serde_json::Value, defaults: &serde_json::Value) {
+            if let (Some(into), Some(defaults)) = (into.as_object_mut(), defaults.as_object()) {
+                for (key, default) in defaults {
+                    match into.get_mut(key) {
+                        Some(value) => fill(value, default),
+                        None => {
+                            into.insert(key.clone(), default.clone());
+                        }
+                    }
+                }
+            }
+        }
+        let mut settings = self.settings.clone();
+        fill(&mut settings, defaults);
+        Component {
+            name: self.name.clone(),
+            settings,
+        }
+    }
+}
+
 /// What defines a study.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Header {
@@ -51,7 +79,9 @@ pub struct Header {
 impl Header {
     /// `Ok` if a tuner with header `self` may continue the study whose
     /// stored header is `stored`; otherwise an error naming the first thing
-    /// that differs (down to one setting of the sampler or policy).
+    /// that differs (down to one setting of the sampler or policy). A
+    /// setting `stored` lacks is compared as `null`: fill it in first
+    /// ([`Component::with_defaults`]) where its default is known.
     pub fn check(&self, stored: &Header, storage: &str) -> Result<()> {
         let differs = |what: String, mine: String, theirs: String| {
             Err(Error::Storage {

@@ -123,6 +123,29 @@ pub(super) struct Parts {
     pub retries: usize,
 }
 
+/// `stored` with the settings it lacks read as their defaults in this
+/// version (see [`crate::study::Component::with_defaults`]), for the
+/// samplers and policies foresight names; a user-built component's stored
+/// settings are taken as they are.
+fn with_defaults(stored: &Header, mine: &Header) -> Header {
+    let policy = crate::policy::parse(&stored.policy.name)
+        .map(|p| p.settings())
+        .unwrap_or_default();
+    // A GP sampler is named `gp-hedge(ucb,pi)` or `gp(ei)`: its spec name
+    // is the part before the arms.
+    let spec = stored.sampler.name.split('(').next().unwrap_or_default();
+    let sampler = spec
+        .parse::<crate::sampler::SamplerSpec>()
+        .and_then(|s| s.build(&mine.space, stored.seed))
+        .map(|s| s.settings())
+        .unwrap_or_default();
+    Header {
+        sampler: stored.sampler.with_defaults(&sampler),
+        policy: stored.policy.with_defaults(&policy),
+        ..stored.clone()
+    }
+}
+
 impl Controller {
     /// Opens the study in `parts.storage`: creates it, or checks that the
     /// stored one is this study and folds its events in (the sampler
@@ -156,7 +179,9 @@ impl Controller {
         }
         if !created {
             match events.first() {
-                Some(Event::Study(stored)) => header.check(stored, &storage.describe())?,
+                Some(Event::Study(stored)) => {
+                    header.check(&with_defaults(stored, &header), &storage.describe())?
+                }
                 _ => {
                     return Err(Error::Storage {
                         storage: storage.describe(),
