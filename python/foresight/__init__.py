@@ -48,8 +48,10 @@ class Forecast:
     * ``samples(n)``: draws of the value, observation noise included.
 
     A *fallback* forecast (``is_fallback``: no curve family describes the
-    values, e.g. a single point or a falling accuracy) is a Gaussian centred
-    on the last value; it carries no extrapolation.
+    values, e.g. a single point, a falling accuracy, or four epochs of a
+    linear warm-up) is a Gaussian centred on the last value; it carries no
+    extrapolation, but the band of an improving curve reaches where the
+    curve would end at its present pace.
     """
 
     __slots__ = ("_inner", "metric")
