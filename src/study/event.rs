@@ -5,7 +5,10 @@
 //! The first event is [`Event::Study`], the [`Header`]: what defines the
 //! study (search space, objective, horizon, seed, and the full settings of
 //! its sampler and stopping policy). A study is only continued by a tuner
-//! whose header is the same ([`Header::check`] names what differs).
+//! whose header is the same ([`Header::check`] names what differs); a
+//! setting foresight gained after the study began reads as its default
+//! ([`Component::with_defaults`]), so a newer version continues an older
+//! study.
 //!
 //! Trial events carry the trial's number. [`Event::Start`] and
 //! [`Event::Takeover`] name the trial's *owner*, the worker process that
