@@ -63,9 +63,14 @@ enum Command {
     /// Protocol P: predict the final value of logged curves from their
     /// first epochs, and score accuracy, calibration, stop decisions and speed.
     Predict {
-        /// Curve set (JSON Lines, optionally .gz); repeat for several sets.
+        /// Curve set: JSON Lines (optionally .gz), a long CSV
+        /// (trial,epoch,value,<hyperparameters>), or a study folder (its
+        /// completed trials); repeat for several.
         #[arg(long, required = true)]
         curves: Vec<PathBuf>,
+        /// Direction of a CSV's metric (JSON Lines carry their own).
+        #[arg(long, value_enum)]
+        metric: Option<MetricArg>,
         /// Fractions of each curve observed before predicting.
         #[arg(long, value_delimiter = ',', default_values_t = protocol::CUTOFFS.to_vec())]
         cutoffs: Vec<f64>,
@@ -203,6 +208,29 @@ fn run(cli: Cli) -> foresight::Result<ExitCode> {
     run_other(cli).map(|()| ExitCode::SUCCESS)
 }
 
+/// The curves of `--curves`: JSON Lines files, long CSVs (whose direction
+/// `--metric` gives) and study folders (their completed trials).
+fn read_curves(
+    paths: &[PathBuf],
+    metric: Option<MetricArg>,
+) -> foresight::Result<Vec<curveset::CurveRecord>> {
+    let mut records = Vec::new();
+    for path in paths {
+        if path.is_dir() {
+            let (study, _) = storage::open(&path.to_string_lossy(), None)?.load()?;
+            records.extend(curveset::from_study(&study, &path.to_string_lossy())?);
+        } else if path.extension().is_some_and(|e| e == "csv") {
+            let m = metric.ok_or_else(|| {
+                foresight::Error::invalid("metric", "a CSV needs --metric accuracy|loss")
+            })?;
+            records.extend(curveset::read_csv(path, matches!(m, MetricArg::Accuracy))?);
+        } else {
+            records.extend(curveset::read(path)?);
+        }
+    }
+    Ok(records)
+}
+
 fn run_other(cli: Cli) -> foresight::Result<()> {
     match cli.command {
         Command::Tune { .. } => unreachable!("handled by run"),
@@ -218,20 +246,7 @@ fn run_other(cli: Cli) -> foresight::Result<()> {
             json,
             out,
         } => {
-            let mut records = Vec::new();
-            for path in &curves {
-                if path.is_dir() {
-                    let (study, _) = storage::open(&path.to_string_lossy(), None)?.load()?;
-                    records.extend(curveset::from_study(&study, &path.to_string_lossy())?);
-                } else if path.extension().is_some_and(|e| e == "csv") {
-                    let m = metric.ok_or_else(|| {
-                        foresight::Error::invalid("metric", "a CSV needs --metric accuracy|loss")
-                    })?;
-                    records.extend(curveset::read_csv(path, matches!(m, MetricArg::Accuracy))?);
-                } else {
-                    records.extend(curveset::read(path)?);
-                }
-            }
+            let records = read_curves(&curves, metric)?;
             let mut pools = replay::Pool::from_records(records)?;
             if !task.is_empty() {
                 pools.retain(|p| task.contains(&p.task));
@@ -459,6 +474,7 @@ fn run_other(cli: Cli) -> foresight::Result<()> {
         }
         Command::Predict {
             curves,
+            metric,
             cutoffs,
             per_task,
             preset,
@@ -493,10 +509,7 @@ fn run_other(cli: Cli) -> foresight::Result<()> {
                     "each cutoff must be in (0, 1)",
                 ));
             }
-            let mut set = Vec::new();
-            for path in &curves {
-                set.extend(curveset::read(path)?);
-            }
+            let set = read_curves(&curves, metric)?;
             let cases = protocol::select(&set, per_task)?;
             let bar = ProgressBar::new((cases.len() * cutoffs.len()) as u64);
             bar.set_style(

@@ -1,6 +1,14 @@
 //! `foresight predict` (protocol P) from the command line.
 
+#[path = "../../tests/common/mod.rs"]
+mod common;
+
 use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{Log, synthetic, temp_dir, trials, tuner};
+use foresight::prelude::*;
 
 use serde_json::Value;
 
@@ -104,4 +112,34 @@ fn an_empty_curve_set_is_an_error_that_says_so() {
         assert!(err.contains(says), "{name}: {err}");
         assert!(out.stdout.is_empty(), "{name}: no table");
     }
+}
+
+/// A user measures the predictor on the runs of their own study: a study
+/// folder is read as `replay` reads it (its completed trials).
+#[test]
+fn a_study_folder_is_a_curve_set() {
+    let dir = temp_dir("predict-study");
+    let study = tuner(20, 5)
+        .storage(Journal::new(&dir))
+        .budget(trials(12))
+        .simulate(synthetic(Duration::ZERO, &Arc::new(Log::default()), |_| {
+            None
+        }))
+        .unwrap();
+    assert_eq!(study.count(Some(Status::Completed)), 12);
+    let out = Command::new(env!("CARGO_BIN_EXE_foresight"))
+        .args(["predict", "--curves", dir.to_str().unwrap()])
+        .args(["--per-task", "12", "--cutoffs", "0.2,0.4", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rows = v["by_source_cutoff"].as_array().unwrap();
+    assert_eq!(rows.len(), 2);
+    assert!(rows.iter().all(|r| r["n"] == 12), "{rows:?}");
+    assert_eq!(rows[0]["cutoff"], 0.2);
 }
