@@ -101,10 +101,10 @@ fn nonempty(path: &Path, curves: Vec<CurveRecord>) -> Result<Vec<CurveRecord>> {
     Ok(curves)
 }
 
-/// The curves of a study's trials that ran to the horizon (completed, or
-/// diverged with a score each epoch), as one task named after `name`: what
-/// replay needs to measure another strategy on a study's own runs. Errors:
-/// the study has no such trial.
+/// The curves of a study's completed trials (those that ran to the
+/// horizon), as one task named after `name`: what replay needs to measure
+/// another strategy on a study's own runs, and protocol P to measure the
+/// predictor on them. Errors: the study has no completed trial.
 pub fn from_study(study: &Study, name: &str) -> Result<Vec<CurveRecord>> {
     let horizon = study.header.horizon;
     let records: Vec<CurveRecord> = study
@@ -135,7 +135,7 @@ pub fn from_study(study: &Study, name: &str) -> Result<Vec<CurveRecord>> {
     if records.is_empty() {
         return Err(Error::invalid(
             "curves",
-            format!("the study {name} has no completed trial to replay"),
+            format!("the study {name} has no completed trial"),
         ));
     }
     Ok(records)
