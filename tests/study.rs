@@ -86,28 +86,32 @@ fn a_journal_resumes_and_refuses_other_studies() {
     assert!(err.contains(":3:"), "{err}");
 }
 
+/// A study in `dir` of `n` trials (horizon 4, synthetic curves) with the
+/// named sampler and policy, run or continued.
+fn named_study(dir: &Path, sampler: &str, policy: &str, n: usize) -> foresight::Result<Study> {
+    Tuner::new(space(), Objective::accuracy(), 4)
+        .sampler(
+            sampler
+                .parse::<foresight::sampler::SamplerSpec>()
+                .unwrap()
+                .build(&space(), 0)
+                .unwrap(),
+        )
+        .policy(foresight::policy::parse(policy).unwrap())
+        .output(Output::Quiet)
+        .storage(Journal::new(dir))
+        .budget(trials(n))
+        .simulate(synthetic(Duration::ZERO, &Arc::new(Log::default()), |_| {
+            None
+        }))
+}
+
 /// Fault: resuming compared only the names of the sampler and the policy,
 /// so a changed threshold or η silently continued another study.
 #[test]
 fn resuming_compares_every_setting_of_the_sampler_and_the_policy() {
     let dir = temp_dir("settings");
-    let log = Arc::new(Log::default());
-    let build = synthetic(Duration::ZERO, &log, |_| None);
-    let study = |policy: &str, sampler: &str| {
-        Tuner::new(space(), Objective::accuracy(), 4)
-            .sampler(
-                sampler
-                    .parse::<foresight::sampler::SamplerSpec>()
-                    .unwrap()
-                    .build(&space(), 0)
-                    .unwrap(),
-            )
-            .policy(foresight::policy::parse(policy).unwrap())
-            .output(Output::Quiet)
-            .storage(Journal::new(&dir))
-            .budget(trials(3))
-            .simulate(&build)
-    };
+    let study = |policy: &str, sampler: &str| named_study(&dir, sampler, policy, 3);
     study("median", "random").unwrap();
     study("median", "random").expect("the same settings continue");
     let err = study("median(warmup_epochs=2)", "random")
@@ -118,21 +122,7 @@ fn resuming_compares_every_setting_of_the_sampler_and_the_policy() {
         "{err}"
     );
     let dir2 = temp_dir("settings-gp");
-    let gp = |eta: &str| {
-        Tuner::new(space(), Objective::accuracy(), 4)
-            .sampler(
-                format!("gp-hedge(eta={eta})")
-                    .parse::<foresight::sampler::SamplerSpec>()
-                    .unwrap()
-                    .build(&space(), 0)
-                    .unwrap(),
-            )
-            .policy(NoStopping)
-            .output(Output::Quiet)
-            .storage(Journal::new(&dir2))
-            .budget(trials(2))
-            .simulate(&build)
-    };
+    let gp = |eta: &str| named_study(&dir2, &format!("gp-hedge(eta={eta})"), "none", 2);
     gp("0.1").unwrap();
     let err = gp("1.0").unwrap_err().to_string();
     assert!(err.contains("sampler setting `eta`"), "{err}");
@@ -144,23 +134,7 @@ fn resuming_compares_every_setting_of_the_sampler_and_the_policy() {
 #[test]
 fn a_study_begun_before_a_setting_existed_resumes_with_its_default() {
     let dir = temp_dir("older");
-    let log = Arc::new(Log::default());
-    let build = synthetic(Duration::ZERO, &log, |_| None);
-    let study = |policy: &str, n: usize| {
-        Tuner::new(space(), Objective::accuracy(), 4)
-            .sampler(
-                "gp-hedge"
-                    .parse::<foresight::sampler::SamplerSpec>()
-                    .unwrap()
-                    .build(&space(), 0)
-                    .unwrap(),
-            )
-            .policy(foresight::policy::parse(policy).unwrap())
-            .output(Output::Quiet)
-            .storage(Journal::new(&dir))
-            .budget(trials(n))
-            .simulate(&build)
-    };
+    let study = |policy: &str, n: usize| named_study(&dir, "gp-hedge", policy, n);
     study("lc", 2).unwrap();
     // Remove a setting of each component from the header, as an earlier
     // version wrote it.

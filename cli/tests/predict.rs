@@ -17,19 +17,12 @@ fn set(name: &str) -> String {
     format!("{}/../curves/{name}", env!("CARGO_MANIFEST_DIR"))
 }
 
-#[test]
-fn command_line_prints_protocol_json() {
+/// The summary rows `foresight predict ARGS --json` prints; it must succeed.
+fn predict_json(args: &[&str]) -> Vec<Value> {
     let out = Command::new(env!("CARGO_BIN_EXE_foresight"))
-        .args([
-            "predict",
-            "--curves",
-            &set("lcbench-4.jsonl.gz"),
-            "--per-task",
-            "1",
-            "--cutoffs",
-            "0.2",
-            "--json",
-        ])
+        .arg("predict")
+        .args(args)
+        .arg("--json")
         .output()
         .unwrap();
     assert!(
@@ -38,7 +31,19 @@ fn command_line_prints_protocol_json() {
         String::from_utf8_lossy(&out.stderr)
     );
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let rows = v["by_source_cutoff"].as_array().unwrap();
+    v["by_source_cutoff"].as_array().unwrap().clone()
+}
+
+#[test]
+fn command_line_prints_protocol_json() {
+    let rows = predict_json(&[
+        "--curves",
+        &set("lcbench-4.jsonl.gz"),
+        "--per-task",
+        "1",
+        "--cutoffs",
+        "0.2",
+    ]);
     assert_eq!(rows.len(), 1);
     let row = &rows[0];
     assert_eq!(row["source"], "yahpo_lcbench_surrogate");
@@ -127,18 +132,14 @@ fn a_study_folder_is_a_curve_set() {
         }))
         .unwrap();
     assert_eq!(study.count(Some(Status::Completed)), 12);
-    let out = Command::new(env!("CARGO_BIN_EXE_foresight"))
-        .args(["predict", "--curves", dir.to_str().unwrap()])
-        .args(["--per-task", "12", "--cutoffs", "0.2,0.4", "--json"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let rows = v["by_source_cutoff"].as_array().unwrap();
+    let rows = predict_json(&[
+        "--curves",
+        dir.to_str().unwrap(),
+        "--per-task",
+        "12",
+        "--cutoffs",
+        "0.2,0.4",
+    ]);
     assert_eq!(rows.len(), 2);
     assert!(rows.iter().all(|r| r["n"] == 12), "{rows:?}");
     assert_eq!(rows[0]["cutoff"], 0.2);

@@ -603,13 +603,26 @@ fn line_rms(data: &Data) -> f64 {
     if data.y.len() < 3 || !(sw > 0.0) {
         return 0.0;
     }
+    let (mx, my, slope) = line(data, w);
+    let residual = |t: usize| data.y[t] - my - slope * (data.epochs[t].x - mx);
+    ((0..w.len())
+        .map(|t| w[t] * residual(t).powi(2))
+        .sum::<f64>()
+        / sw)
+        .sqrt()
+}
+
+/// The least-squares straight line through the prefix with weights `w`
+/// (positive sum): the weighted means of the epochs and of the values, and
+/// the slope (0 where the epochs do not vary).
+fn line(data: &Data, w: &[f64]) -> (f64, f64, f64) {
+    let sw: f64 = w.iter().sum();
     let mean = |v: &dyn Fn(usize) -> f64| (0..w.len()).map(|t| w[t] * v(t)).sum::<f64>() / sw;
     let mx = mean(&|t| data.epochs[t].x);
     let my = mean(&|t| data.y[t]);
     let sxx = mean(&|t| (data.epochs[t].x - mx).powi(2));
     let sxy = mean(&|t| (data.epochs[t].x - mx) * (data.y[t] - my));
-    let slope = if sxx > 0.0 { sxy / sxx } else { 0.0 };
-    mean(&|t| (data.y[t] - my - slope * (data.epochs[t].x - mx)).powi(2)).sqrt()
+    (mx, my, if sxx > 0.0 { sxy / sxx } else { 0.0 })
 }
 
 /// Length of an initial plateau, as the reference's `cut_beginning`
@@ -646,21 +659,9 @@ pub fn plateau_length(y: &[f64]) -> usize {
 fn fallback(data: &Data) -> Kind {
     let y = &data.y;
     let n = y.len() as f64;
-    let m = y.iter().sum::<f64>() / n;
+    let (_, m, slope) = line(data, &vec![1.0; y.len()]);
     let sd = (y.iter().map(|v| (v - m).powi(2)).sum::<f64>() / n).sqrt();
     let last = *y.last().expect("non-empty");
-    let x_mean = (n + 1.0) / 2.0;
-    let sxx: f64 = data.epochs.iter().map(|e| (e.x - x_mean).powi(2)).sum();
-    let slope = if sxx > 0.0 {
-        data.epochs
-            .iter()
-            .zip(y)
-            .map(|(e, v)| (e.x - x_mean) * (v - m))
-            .sum::<f64>()
-            / sxx
-    } else {
-        0.0
-    };
     let left = (data.horizon.x - n).max(0.0);
     let pace = (slope.max(0.0) * left).min((1.0 - last).max(0.0)) / Z95;
     Kind::Fallback {
