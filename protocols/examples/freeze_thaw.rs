@@ -1,5 +1,6 @@
-//! What pausing instead of stopping (freeze-thaw), or a threshold weighed
-//! by what a stop saves, could save with GP-Hedge:
+//! What pausing instead of stopping (freeze-thaw), a threshold weighed
+//! by what a stop saves, or the sampler's view of a configuration as a
+//! prior for its forecast, could save with GP-Hedge:
 //! a stand-alone simulation of protocol R, for deciding whether to build them
 //! into the tuner — not the tuner's own loop (`foresight replay` is).
 //!
@@ -12,6 +13,8 @@
 //!     ../shared/curves/yahpo_lcbench_surrogate.jsonl 8 2 stop0.05,resume0.05,resume0.2
 //! cargo run --release -p foresight-protocols --example freeze_thaw -- \
 //!     ../shared/curves/yahpo_lcbench_surrogate.jsonl 8 2 stop0.05,stop0.1,weigh0.1,weigh0.2
+//! cargo run --release -p foresight-protocols --example freeze_thaw -- \
+//!     ../shared/curves/yahpo_lcbench_surrogate.jsonl 8 2 stop0.05,prior0.05
 //! ```
 //!
 //! One worker runs trials one after another, with the learning-curve rule
@@ -37,6 +40,15 @@
 //! risk a stop may take shrinks with the share of the run it still saves
 //! (issue 16's "weigh what a stop saves"), from θ at the first check to 0
 //! at the horizon.
+//! `priorθ` stops (for good) on the forecast combined with the sampler's
+//! view of the configuration (issue 16's "the sampler's view of its
+//! configuration"): the GP's predictive of the final value at the
+//! configuration when it started (observation noise included) is a prior
+//! for the curve's forecast, which the families make under a flat one, so
+//! `P(better)` is taken under the product of the two (importance weights
+//! on 4000 draws of the forecast). `guardθ` uses that combined
+//! probability only where it is the larger: the sampler's view can keep a
+//! trial going but never stops one.
 //! In every variant the sampler is told the
 //! forecast's median with the variance of its 90% interval, as the tuner
 //! tells it; a resumed trial that completes tells its true final value as
@@ -45,7 +57,7 @@
 //! printed per run and as the median over runs.
 
 use foresight::curve::{Predictive, PredictorConfig};
-use foresight::sampler::SamplerSpec;
+use foresight::sampler::{GpSampler, GpSettings, Sampler, SamplerSpec};
 use foresight_protocols::curveset;
 use foresight_protocols::replay::{self, Pool, RunFigures};
 use rayon::prelude::*;
@@ -60,6 +72,8 @@ enum Variant {
     Pause(f64),
     Resume(f64),
     Weigh(f64),
+    Prior(f64),
+    Guard(f64),
 }
 
 impl Variant {
@@ -70,6 +84,8 @@ impl Variant {
             _ if s.starts_with("pause") => Variant::Pause(s[5..].parse()?),
             _ if s.starts_with("resume") => Variant::Resume(s[6..].parse()?),
             _ if s.starts_with("weigh") => Variant::Weigh(s[5..].parse()?),
+            _ if s.starts_with("prior") => Variant::Prior(s[5..].parse()?),
+            _ if s.starts_with("guard") => Variant::Guard(s[5..].parse()?),
             _ => return Err(format!("unknown variant `{s}`").into()),
         })
     }
@@ -119,8 +135,10 @@ fn simulate(pool: &Pool, seed: u64, variant: Variant) -> Res<(RunFigures, usize)
     let units = objective
         .curve_units()
         .ok_or("the objective has no curve units")?;
-    let spec: SamplerSpec = "gp-hedge".parse()?;
-    let mut sampler = spec.build(&pool.space, seed)?;
+    let SamplerSpec::Gp(settings) = "gp-hedge".parse()? else {
+        return Err("gp-hedge is a GP sampler".into());
+    };
+    let mut sampler = GpSampler::new(pool.space.clone(), GpSettings { seed, ..settings })?;
     sampler.reseed(seed);
     let mut used = vec![false; pool.configs.len()];
     let predictor = PredictorConfig {
@@ -204,6 +222,20 @@ fn simulate(pool: &Pool, seed: u64, variant: Variant) -> Res<(RunFigures, usize)
         trials += 1;
         let curve = &pool.curves[i];
         let config = &pool.configs[i];
+        // `priorθ`: the GP's predictive of this configuration's final
+        // value (sampler units, observation noise included) when it starts.
+        let gp_prior = match variant {
+            Variant::Prior(_) | Variant::Guard(_) if start == 0 => sampler.model().map(|gp| {
+                let x = pool
+                    .space
+                    .encode(config)
+                    .expect("pool configurations encode");
+                let (m, v) = gp.predict(&x);
+                let scale = gp.output_scale().1;
+                (m, v + gp.hyperparameters().log_noise.exp() * scale * scale)
+            }),
+            _ => None,
+        };
         let mut spent = 0;
         let mut improved = false;
         for e in start + 1..=t {
@@ -238,7 +270,7 @@ fn simulate(pool: &Pool, seed: u64, variant: Variant) -> Res<(RunFigures, usize)
             }
             let (theta, pause) = match variant {
                 Variant::None => continue,
-                Variant::Stop(th) => (th, false),
+                Variant::Stop(th) | Variant::Prior(th) | Variant::Guard(th) => (th, false),
                 Variant::Pause(th) | Variant::Resume(th) => (th, true),
                 // The risk a stop takes against the share of the run it
                 // saves: θ after the first check, falling to 0 at the horizon.
@@ -265,7 +297,40 @@ fn simulate(pool: &Pool, seed: u64, variant: Variant) -> Res<(RunFigures, usize)
                 continue;
             }
             let last = forecast.final_value();
-            if last.prob_better(units.to_curve(best)) >= theta {
+            let p_better = match gp_prior {
+                // The curve's forecast (flat prior on the final value)
+                // times the GP's predictive, by importance weights on
+                // draws of the forecast.
+                Some((m, v)) => {
+                    let draws = last.sample(4000, p.seed ^ 0xA11CE);
+                    let logw: Vec<f64> = draws
+                        .iter()
+                        .map(|&d| {
+                            let g = sign * units.from_curve(d);
+                            -0.5 * (g - m) * (g - m) / v
+                        })
+                        .collect();
+                    let top = logw.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                    let (mut num, mut den) = (0.0, 0.0);
+                    for (&d, &lw) in draws.iter().zip(&logw) {
+                        let w = (lw - top).exp();
+                        den += w;
+                        if objective.better(units.from_curve(d), best) {
+                            num += w;
+                        }
+                    }
+                    let alone = last.prob_better(units.to_curve(best));
+                    let combined = if den > 0.0 { num / den } else { alone };
+                    // `guardθ`: the GP's view only ever keeps a trial going.
+                    if matches!(variant, Variant::Guard(_)) {
+                        combined.max(alone)
+                    } else {
+                        combined
+                    }
+                }
+                None => last.prob_better(units.to_curve(best)),
+            };
+            if p_better >= theta {
                 continue;
             }
             let (q05, q50, q95) = (last.quantile(0.05), last.quantile(0.5), last.quantile(0.95));
