@@ -1,18 +1,22 @@
-//! How much can stopping save with GP-Hedge? The speedup of an *oracle*
-//! stopping policy on the path GP-Hedge takes without stopping, measured by
-//! replay (protocol R).
+//! How much can stopping save with GP-Hedge (or another sampler)? The
+//! speedup of an *oracle* stopping policy on the path the sampler takes
+//! without stopping, measured by replay (protocol R).
 //!
 //! ```sh
-//! cargo run --release -p foresight-protocols --example stopping_bound -- CURVES TASKS SEEDS EPOCHS [DELTAS]
+//! cargo run --release -p foresight-protocols --example stopping_bound -- CURVES TASKS SEEDS EPOCHS [DELTAS [SAMPLER]]
 //! # e.g. the first 8 LCBench-surrogate tasks, 3 seeds, stops after 3, 6 and 10 epochs:
 //! cargo run --release -p foresight-protocols --example stopping_bound -- \
 //!     ../shared/curves/yahpo_lcbench_surrogate.jsonl 8 3 3,6,10
 //! # the same with resolutions 0, 0.05 and 0.1:
 //! cargo run --release -p foresight-protocols --example stopping_bound -- \
 //!     ../shared/curves/yahpo_lcbench_surrogate.jsonl 8 3 3,6,10 0,0.05,0.1
+//! # and on random search's path (the sampler as `foresight replay --sampler` names it):
+//! cargo run --release -p foresight-protocols --example stopping_bound -- \
+//!     ../shared/curves/yahpo_lcbench_surrogate.jsonl 8 3 3,6,10 0,0.05,0.1 random
 //! ```
 //!
-//! For each task (the first `TASKS` of the file) and seed, GP-Hedge runs
+//! For each task (the first `TASKS` of the file) and seed, the sampler
+//! (GP-Hedge unless `SAMPLER` names another) runs
 //! without stopping. The oracle sees the same trials in the same order and
 //! knows their final values: a trial that improves the incumbent so far
 //! runs to the horizon `T` (it must, to become the incumbent), every other
@@ -50,15 +54,19 @@ use rayon::prelude::*;
 type Res<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
 /// The oracle's speedups for each stop epoch in `epochs` and resolution in
-/// `deltas` (`[m][δ]`), on one run of GP-Hedge without stopping, and for
+/// `deltas` (`[m][δ]`), on one run of `sampler` without stopping, and for
 /// each `m` the forecast's errors on the trials it stops, with how far
 /// each ended behind the incumbent (both in regret units) and whether
 /// the `lc` rule (`P(better) < 0.05`) would stop it there.
-fn oracle(pool: &Pool, seed: u64, epochs: &[usize], deltas: &[f64]) -> Res<Run> {
+fn oracle(
+    pool: &Pool,
+    sampler: &SamplerSpec,
+    seed: u64,
+    epochs: &[usize],
+    deltas: &[f64],
+) -> Res<Run> {
     let t = pool.horizon;
-    let sampler = "gp-hedge"
-        .parse::<SamplerSpec>()?
-        .build(&pool.space, seed)?;
+    let sampler = sampler.build(&pool.space, seed)?;
     let (fig, study) = replay::run(pool, sampler, policy::parse("none")?, seed, 1)?;
     let Some(&(e_none, r_none)) = fig.traj.last() else {
         return Ok(Run {
@@ -148,16 +156,18 @@ struct Run {
 
 fn main() -> Res<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let (curves, tasks, seeds, epochs, deltas) = match args.as_slice() {
-        [c, t, s, e] => (c, t, s, e, "0"),
-        [c, t, s, e, d] => (c, t, s, e, d.as_str()),
+    let (curves, tasks, seeds, epochs, deltas, sampler) = match args.as_slice() {
+        [c, t, s, e] => (c, t, s, e, "0", "gp-hedge"),
+        [c, t, s, e, d] => (c, t, s, e, d.as_str(), "gp-hedge"),
+        [c, t, s, e, d, k] => (c, t, s, e, d.as_str(), k.as_str()),
         _ => {
             return Err(
-                "usage: stopping_bound CURVES TASKS SEEDS EPOCHS [DELTAS] (e.g. 3,6,10 0,0.1)"
+                "usage: stopping_bound CURVES TASKS SEEDS EPOCHS [DELTAS [SAMPLER]] (e.g. 3,6,10 0,0.1 random)"
                     .into(),
             );
         }
     };
+    let sampler: SamplerSpec = sampler.parse()?;
     let pools = Pool::from_records(curveset::read(curves)?)?;
     let pools = &pools[..tasks.parse::<usize>()?.min(pools.len())];
     let seeds: u64 = seeds.parse()?;
@@ -178,7 +188,7 @@ fn main() -> Res<()> {
     let runs: Vec<Run> = jobs
         .par_iter()
         .map(|&(p, s)| {
-            let r = oracle(&pools[p], s, &epochs, &deltas);
+            let r = oracle(&pools[p], &sampler, s, &epochs, &deltas);
             eprintln!("{} seed {s}", pools[p].task);
             r
         })
