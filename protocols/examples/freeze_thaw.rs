@@ -222,8 +222,9 @@ fn simulate(pool: &Pool, seed: u64, variant: Variant) -> Res<(RunFigures, usize)
         trials += 1;
         let curve = &pool.curves[i];
         let config = &pool.configs[i];
-        // `priorθ`: the GP's predictive of this configuration's final
-        // value (sampler units, observation noise included) when it starts.
+        // `priorθ` and `guardθ`: the GP's predictive of this
+        // configuration's final value (sampler units, observation noise
+        // included) when it starts.
         let gp_prior = match variant {
             Variant::Prior(_) | Variant::Guard(_) if start == 0 => sampler.model().map(|gp| {
                 let x = pool

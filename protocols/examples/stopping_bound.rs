@@ -154,6 +154,17 @@ struct Run {
     errors: Vec<Vec<(f64, f64, bool)>>,
 }
 
+/// A comma-separated list (`3,6,10`).
+fn list<T: std::str::FromStr>(text: &str) -> Res<Vec<T>>
+where
+    T::Err: std::error::Error + Send + Sync + 'static,
+{
+    Ok(text
+        .split(',')
+        .map(|e| e.trim().parse())
+        .collect::<Result<_, _>>()?)
+}
+
 fn main() -> Res<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let (curves, tasks, seeds, epochs, deltas, sampler) = match args.as_slice() {
@@ -174,14 +185,8 @@ fn main() -> Res<()> {
     if seeds == 0 || pools.is_empty() {
         return Err("need at least one task and one seed".into());
     }
-    let list = |text: &str| -> Res<Vec<f64>> {
-        Ok(text
-            .split(',')
-            .map(|e| e.trim().parse())
-            .collect::<Result<_, _>>()?)
-    };
-    let epochs: Vec<usize> = list(epochs)?.into_iter().map(|m| m as usize).collect();
-    let deltas = list(deltas)?;
+    let epochs: Vec<usize> = list(epochs)?;
+    let deltas: Vec<f64> = list(deltas)?;
     let jobs: Vec<(usize, u64)> = (0..pools.len())
         .flat_map(|p| (0..seeds).map(move |s| (p, s)))
         .collect();
