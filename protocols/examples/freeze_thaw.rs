@@ -298,29 +298,30 @@ fn simulate(pool: &Pool, seed: u64, variant: Variant) -> Res<(RunFigures, usize)
                 continue;
             }
             let last = forecast.final_value();
+            let alone = last.prob_better(units.to_curve(best));
             let p_better = match gp_prior {
                 // The curve's forecast (flat prior on the final value)
                 // times the GP's predictive, by importance weights on
-                // draws of the forecast.
+                // draws of the forecast (study units).
                 Some((m, v)) => {
-                    let draws = last.sample(4000, p.seed ^ 0xA11CE);
+                    let draws: Vec<f64> = last
+                        .sample(4000, p.seed ^ 0xA11CE)
+                        .into_iter()
+                        .map(|d| units.from_curve(d))
+                        .collect();
                     let logw: Vec<f64> = draws
                         .iter()
-                        .map(|&d| {
-                            let g = sign * units.from_curve(d);
-                            -0.5 * (g - m) * (g - m) / v
-                        })
+                        .map(|&y| -0.5 * (sign * y - m).powi(2) / v)
                         .collect();
                     let top = logw.iter().copied().fold(f64::NEG_INFINITY, f64::max);
                     let (mut num, mut den) = (0.0, 0.0);
-                    for (&d, &lw) in draws.iter().zip(&logw) {
+                    for (&y, &lw) in draws.iter().zip(&logw) {
                         let w = (lw - top).exp();
                         den += w;
-                        if objective.better(units.from_curve(d), best) {
+                        if objective.better(y, best) {
                             num += w;
                         }
                     }
-                    let alone = last.prob_better(units.to_curve(best));
                     let combined = if den > 0.0 { num / den } else { alone };
                     // `guardθ`: the GP's view only ever keeps a trial going.
                     if matches!(variant, Variant::Guard(_)) {
@@ -329,7 +330,7 @@ fn simulate(pool: &Pool, seed: u64, variant: Variant) -> Res<(RunFigures, usize)
                         combined
                     }
                 }
-                None => last.prob_better(units.to_curve(best)),
+                None => alone,
             };
             if p_better >= theta {
                 continue;

@@ -42,7 +42,7 @@
 //! the path (a stopped trial tells the GP a predicted final value, not the
 //! true one), which can cost or, rarely, help.
 
-use foresight::curve::PredictorConfig;
+use foresight::curve::{PredictorConfig, StoppingRule};
 use foresight::policy;
 use foresight::sampler::SamplerSpec;
 use foresight::stats::median;
@@ -71,7 +71,7 @@ fn oracle(
     let Some(&(e_none, r_none)) = fig.traj.last() else {
         return Ok(Run {
             speedups: vec![vec![f64::NAN; deltas.len()]; epochs.len()],
-            errors: vec![Vec::new(); epochs.len()],
+            forecasts: vec![Vec::new(); epochs.len()],
         });
     };
     let (y_best, y_med) = pool.reference_values();
@@ -80,28 +80,54 @@ fn oracle(
         .objective
         .curve_units()
         .ok_or("the objective has no curve units")?;
-    let speedup = |m: usize, delta: f64| {
-        let (mut incumbent, mut cost) = (None::<f64>, 0usize);
-        for &(trial, _) in &study.ends {
-            let record = &study.trials[trial];
-            if record.status != Some(Status::Completed) {
-                // Diverged or cut: the same cost as without stopping.
-                cost += record.scores.len();
-                continue;
-            }
-            let last = *record.scores.last().expect("completed");
-            if incumbent.is_none_or(|b| pool.objective.better(last, b)) {
-                incumbent = Some(last);
-                cost += t;
-                if pool.regret(incumbent) <= r_none {
-                    return e_none as f64 / cost as f64;
+    // The trials in the order they ended, each with the incumbent before it.
+    let mut walk = Vec::with_capacity(study.ends.len());
+    let mut incumbent = None::<f64>;
+    for &(trial, _) in &study.ends {
+        let record = &study.trials[trial];
+        let step = match record.status {
+            Some(Status::Completed) => {
+                let last = *record.scores.last().expect("completed");
+                let improves = incumbent.is_none_or(|b| pool.objective.better(last, b));
+                let step = Step::Completed {
+                    trial,
+                    last,
+                    incumbent,
+                    improves,
+                };
+                if improves {
+                    incumbent = Some(last);
                 }
-            } else if pool.regret(Some(last)) - pool.regret(incumbent) < delta {
-                // A near-tie: an oracle that resolves finals only to `δ`
-                // cannot tell it from an improvement.
-                cost += t;
-            } else {
-                cost += m.min(t);
+                step
+            }
+            // Diverged or cut: the same cost as without stopping.
+            _ => Step::Other(record.scores.len()),
+        };
+        walk.push(step);
+    }
+    let speedup = |m: usize, delta: f64| {
+        let mut cost = 0usize;
+        for step in &walk {
+            match *step {
+                Step::Other(epochs) => cost += epochs,
+                Step::Completed {
+                    last,
+                    improves: true,
+                    ..
+                } => {
+                    cost += t;
+                    if pool.regret(Some(last)) <= r_none {
+                        return e_none as f64 / cost as f64;
+                    }
+                }
+                Step::Completed {
+                    last, incumbent, ..
+                } => {
+                    // A near-tie: an oracle that resolves finals only to
+                    // `δ` cannot tell it from an improvement.
+                    let near_tie = pool.regret(Some(last)) - pool.regret(incumbent) < delta;
+                    cost += if near_tie { t } else { m.min(t) };
+                }
             }
         }
         f64::NAN
@@ -112,20 +138,21 @@ fn oracle(
         .collect();
     // The forecast after `m` epochs of each trial the oracle stops
     // (completed, not an improvement), against its final value.
-    let mut errors = vec![Vec::new(); epochs.len()];
-    let mut incumbent = None::<f64>;
-    for &(trial, _) in &study.ends {
-        let record = &study.trials[trial];
-        if record.status != Some(Status::Completed) {
+    let threshold = StoppingRule::default().threshold;
+    let mut forecasts = vec![Vec::new(); epochs.len()];
+    for step in &walk {
+        let Step::Completed {
+            trial,
+            last,
+            incumbent: Some(incumbent),
+            improves: false,
+        } = *step
+        else {
             continue;
-        }
-        let last = *record.scores.last().expect("completed");
-        if incumbent.is_none_or(|b| pool.objective.better(last, b)) {
-            incumbent = Some(last);
-            continue;
-        }
+        };
+        let scores = &study.trials[trial].scores;
         for (k, &m) in epochs.iter().enumerate() {
-            let observed: Vec<f64> = record.scores[..m.min(t)]
+            let observed: Vec<f64> = scores[..m.min(t)]
                 .iter()
                 .map(|&v| units.to_curve(v))
                 .collect();
@@ -135,23 +162,53 @@ fn oracle(
                 ..PredictorConfig::default()
             };
             let forecast = predictor.predict(&observed, t, units.metric)?;
-            let last_forecast = forecast.final_value();
-            let median = units.from_curve(last_forecast.quantile(0.5));
-            let gap = pool.regret(Some(last)) - pool.regret(incumbent);
-            // Would the `lc` rule stop it here?
-            let best = units.to_curve(incumbent.expect("not an improvement"));
-            let stops = !forecast.is_fallback() && last_forecast.prob_better(best) < 0.05;
-            errors[k].push(((median - last).abs() / scale, gap, stops));
+            let final_value = forecast.final_value();
+            let median = units.from_curve(final_value.quantile(0.5));
+            forecasts[k].push(Forecasted {
+                error: (median - last).abs() / scale,
+                gap: pool.regret(Some(last)) - pool.regret(Some(incumbent)),
+                // Would the `lc` rule stop it here?
+                stops: !forecast.is_fallback()
+                    && final_value.prob_better(units.to_curve(incumbent)) < threshold,
+            });
         }
     }
-    Ok(Run { speedups, errors })
+    Ok(Run {
+        speedups,
+        forecasts,
+    })
+}
+
+/// A trial of the run without stopping, in the order trials ended.
+enum Step {
+    /// Ran to the horizon, ending at `last`; `incumbent` is the best final
+    /// before it.
+    Completed {
+        trial: usize,
+        last: f64,
+        incumbent: Option<f64>,
+        improves: bool,
+    },
+    /// Diverged or cut after this many epochs.
+    Other(usize),
+}
+
+/// The forecast of a trial the oracle stops (regret units).
+#[derive(Clone, Copy)]
+struct Forecasted {
+    /// Of the forecast's median, against the final value.
+    error: f64,
+    /// How far the trial ended behind the incumbent.
+    gap: f64,
+    /// Whether the `lc` rule would stop the trial there.
+    stops: bool,
 }
 
 /// One run's oracle speedups `[m][δ]`, and `[m]` the forecasts of the
-/// trials it stops: error, gap to the incumbent, whether `lc` stops.
+/// trials it stops.
 struct Run {
     speedups: Vec<Vec<f64>>,
-    errors: Vec<Vec<(f64, f64, bool)>>,
+    forecasts: Vec<Vec<Forecasted>>,
 }
 
 /// A comma-separated list (`3,6,10`).
@@ -245,20 +302,18 @@ fn main() -> Res<()> {
     // policy must tell from improvements.
     let near = 0.1;
     for (i, m) in epochs.iter().enumerate() {
-        let all: Vec<(f64, f64, bool)> = runs.iter().flat_map(|r| r.errors[i].clone()).collect();
-        let errors: Vec<f64> = all.iter().map(|e| e.0).collect();
-        let close: Vec<&(f64, f64, bool)> = all.iter().filter(|e| e.1 < near).collect();
-        let close_errors: Vec<f64> = close.iter().map(|e| e.0).collect();
-        let share = |v: &[&(f64, f64, bool)]| {
-            v.iter().filter(|e| e.2).count() as f64 / v.len().max(1) as f64
-        };
+        let all: Vec<Forecasted> = runs.iter().flat_map(|r| r.forecasts[i].clone()).collect();
+        let close: Vec<Forecasted> = all.iter().copied().filter(|f| f.gap < near).collect();
+        let error = |v: &[Forecasted]| median(&v.iter().map(|f| f.error).collect::<Vec<_>>());
+        let share =
+            |v: &[Forecasted]| v.iter().filter(|f| f.stops).count() as f64 / v.len().max(1) as f64;
         println!(
             "forecast after {m} epochs of the trials the oracle stops ({} forecasts): median error {:.3} in regret units, `lc` stops {:.0}%; of those that ended within {near} of the incumbent ({}): median error {:.3}, `lc` stops {:.0}%",
             all.len(),
-            median(&errors),
-            100.0 * share(&all.iter().collect::<Vec<_>>()),
+            error(&all),
+            100.0 * share(&all),
             close.len(),
-            median(&close_errors),
+            error(&close),
             100.0 * share(&close),
         );
     }
