@@ -31,7 +31,16 @@
 //!   the incumbent of its time (after the first five) is forecast from the
 //!   other finished curves and would not have been stopped, and there were
 //!   at least three such trials — and otherwise never stopping;
-//! * `parametric or backtested`: a stop when either says so.
+//! * `parametric or backtested`: a stop when either says so;
+//! * `envelope`: no probability, a bound — stop when the new run, moved
+//!   from its level (mean of the last `m` observed epochs) by the largest
+//!   gain any finished curve made from its own level at the same epoch to
+//!   the horizon, plus twice the study's noise, still ends behind the
+//!   incumbent (a bound needs no base rate: it stops only what no finished
+//!   curve would have rescued);
+//! * `parametric or envelope`: a stop when either says so;
+//! * `envelope, gain x1.5`: the same with the largest gain half again as
+//!   large, to see how far the envelope's stops are from its edge.
 //!
 //! For each, at `P < 0.05`: how many new runs it stops, and how many of
 //! those would have beaten the incumbent ("lost").
@@ -112,6 +121,29 @@ impl History {
         p / near.len() as f64
     }
 
+    /// 0 when even `scale` times the study's largest gain from epoch `n` to
+    /// the horizon leaves `prefix` behind `y_best` (see the header), 1
+    /// otherwise.
+    fn envelope(&self, prefix: &[f64], y_best: f64, scale: f64) -> f64 {
+        let (n, t) = (prefix.len(), self.horizon());
+        let m = n.min(3);
+        let sign = match self.metric {
+            Metric::Accuracy => 1.0,
+            Metric::Loss => -1.0,
+        };
+        let level = |c: &[f64]| sign * c[n - m..n].iter().sum::<f64>() / m as f64;
+        let gain = self
+            .curves
+            .iter()
+            .map(|c| sign * c[t - 1] - level(c))
+            .fold(f64::NEG_INFINITY, f64::max);
+        if level(prefix) + scale * gain + 2.0 * self.noise < sign * y_best {
+            0.0
+        } else {
+            1.0
+        }
+    }
+
     /// The share of finished curves whose leave-one-out `P(better than
     /// their own final)` after `n` epochs is below `p`.
     fn recalibrate(&self, p: f64, n: usize) -> f64 {
@@ -146,20 +178,23 @@ impl History {
     }
 }
 
-/// One new run after `n` epochs: the five probabilities and whether it
+/// One new run after `n` epochs: the probabilities of each rule and whether it
 /// would have beaten the incumbent.
 struct Row {
     n: usize,
-    p: [f64; 5],
+    p: [f64; 8],
     better: bool,
 }
 
-const RULES: [&str; 5] = [
+const RULES: [&str; 8] = [
     "parametric",
     "history",
     "recalibrated",
     "backtested",
     "parametric or backtested",
+    "envelope",
+    "parametric or envelope",
+    "envelope, gain x1.5",
 ];
 
 fn main() -> Res<()> {
@@ -225,6 +260,7 @@ fn main() -> Res<()> {
             } else {
                 1.0
             };
+            let envelope = history.envelope(&y[..n], *incumbent, 1.0);
             Ok(Row {
                 n,
                 p: [
@@ -233,6 +269,9 @@ fn main() -> Res<()> {
                     history.recalibrate(from_history, n),
                     backtested,
                     parametric.min(backtested),
+                    envelope,
+                    parametric.min(envelope),
+                    history.envelope(&y[..n], *incumbent, 1.5),
                 ],
                 better: metric.better(y[y.len() - 1], *incumbent),
             })
