@@ -118,3 +118,30 @@ fn replay_of_a_csv_log_prints_protocol_r_json() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--metric"));
 }
+
+#[test]
+fn a_policy_setting_that_cannot_work_is_an_error_before_any_run() {
+    let dir = std::env::temp_dir().join(format!("foresight-replay-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let log = dir.join("runs.csv");
+    write_log(&log);
+    let out = Command::new(env!("CARGO_BIN_EXE_foresight"))
+        .args([
+            "replay",
+            "--curves",
+            log.to_str().unwrap(),
+            "--metric",
+            "loss",
+        ])
+        .args(["--policy", "lc(threshold=1)", "--seeds", "1"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("threshold 1 must lie in (0, 1)"),
+        "{stderr}"
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).trim().is_empty());
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -329,7 +329,10 @@ impl PredictorConfig {
         })
     }
 
-    fn validate(&self) -> Result<()> {
+    /// Refuses settings no forecast can be made with (checked by every
+    /// [`PredictorConfig::predict`], and by the `lc` policy when a study
+    /// starts).
+    pub fn validate(&self) -> Result<()> {
         if self.families.is_empty() {
             return Err(Error::invalid("predictor", "no curve families"));
         }

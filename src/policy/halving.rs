@@ -6,6 +6,21 @@ use serde::{Deserialize, Serialize};
 
 use super::{Check, StoppingPolicy, StudyView};
 use crate::error::{Error, Result};
+use crate::study::Objective;
+
+/// Refuses rungs that cannot halve: `r >= 1` and `η >= 2`.
+fn check_rungs(policy: &str, min_resource: usize, reduction: usize) -> Result<()> {
+    if min_resource == 0 || reduction < 2 {
+        return Err(Error::invalid(
+            "policy",
+            format!(
+                "{policy}: need min_resource >= 1 and reduction >= 2 \
+                 (got min_resource {min_resource}, reduction {reduction})"
+            ),
+        ));
+    }
+    Ok(())
+}
 
 /// Asynchronous successive halving, ASHA (Li et al., "A system for
 /// massively parallel hyperparameter tuning", MLSys 2020).
@@ -106,6 +121,10 @@ impl StoppingPolicy for SuccessiveHalving {
         serde_json::to_value(self).unwrap_or_default()
     }
 
+    fn accepts(&self, _: &Objective) -> Result<()> {
+        check_rungs(Self::NAME, self.min_resource, self.reduction)
+    }
+
     fn check(&mut self, trial: usize, study: &StudyView) -> Check {
         self.decide(trial, study, |_| true)
     }
@@ -189,6 +208,10 @@ impl StoppingPolicy for Hyperband {
 
     fn settings(&self) -> serde_json::Value {
         serde_json::to_value(self).unwrap_or_default()
+    }
+
+    fn accepts(&self, _: &Objective) -> Result<()> {
+        check_rungs(Self::NAME, self.min_resource, self.reduction)
     }
 
     fn check(&mut self, trial: usize, study: &StudyView) -> Check {

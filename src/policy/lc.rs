@@ -155,6 +155,20 @@ impl StoppingPolicy for LearningCurve {
     }
 
     fn accepts(&self, objective: &Objective) -> Result<()> {
+        let threshold = self.rule.threshold;
+        if !(threshold > 0.0 && threshold < 1.0) {
+            return Err(Error::invalid(
+                "policy",
+                format!(
+                    "lc: threshold {threshold} must lie in (0, 1): at 0 it never stops a trial \
+                     (that is `none`), at 1 it stops every trial"
+                ),
+            ));
+        }
+        if self.every == 0 {
+            return Err(Error::invalid("policy", "lc: every must be at least 1"));
+        }
+        self.predictor.validate()?;
         objective.require_curve_units().map(|_| ())
     }
 

@@ -132,8 +132,9 @@ pub trait StoppingPolicy: Send {
         serde_json::Value::Null
     }
 
-    /// Refuses an objective the policy cannot work with (checked when the
-    /// study starts). The default accepts every objective.
+    /// Refuses settings the policy cannot work with, or an objective it
+    /// cannot work with (checked when the study starts, so a bad setting is
+    /// an error before any trial runs). The default accepts everything.
     fn accepts(&self, objective: &Objective) -> Result<()> {
         let _ = objective;
         Ok(())
@@ -272,5 +273,40 @@ pub(crate) mod testing {
                 .map(|t| t.scores[horizon - 1]),
         );
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_that_cannot_work_are_refused_when_the_study_starts() {
+        let objective = Objective::accuracy();
+        for good in [
+            "none",
+            "lc",
+            "lc(threshold=0.1, every=2)",
+            "median",
+            "asha",
+            "hyperband(reduction=2)",
+        ] {
+            let policy = parse(good).unwrap();
+            assert!(policy.accepts(&objective).is_ok(), "{good}");
+        }
+        for (bad, says) in [
+            ("lc(threshold=0)", "threshold 0 must lie in (0, 1)"),
+            ("lc(threshold=1)", "threshold 1 must lie in (0, 1)"),
+            ("lc(threshold=-0.5)", "threshold -0.5"),
+            ("lc(every=0)", "every must be at least 1"),
+            ("lc(predictor.walkers=0)", "need walkers >= 2"),
+            ("lc(predictor.burn_in=5000)", "steps > burn-in"),
+            ("asha(reduction=1)", "reduction >= 2"),
+            ("asha(min_resource=0)", "min_resource >= 1"),
+            ("hyperband(reduction=0)", "reduction >= 2"),
+        ] {
+            let error = parse(bad).unwrap().accepts(&objective).unwrap_err();
+            assert!(error.to_string().contains(says), "{bad}: {error}");
+        }
     }
 }

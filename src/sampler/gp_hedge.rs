@@ -98,12 +98,17 @@ pub struct GpSampler {
 }
 
 impl GpSampler {
-    /// A sampler for `space`. Errors: no acquisition, `η` not finite.
+    /// A sampler for `space`. Errors: no acquisition, `η` negative or not
+    /// finite (a negative `η` would favour the arm that did worst).
     pub fn new(space: Space, settings: GpSettings) -> Result<GpSampler> {
-        if settings.arms.is_empty() || !settings.eta.is_finite() {
+        if settings.arms.is_empty() || !(settings.eta >= 0.0 && settings.eta.is_finite()) {
             return Err(Error::invalid(
                 "sampler",
-                "need at least one acquisition and a finite η",
+                format!(
+                    "need at least one acquisition and a finite η >= 0 (got {} arms, η = {})",
+                    settings.arms.len(),
+                    settings.eta
+                ),
             ));
         }
         Ok(GpSampler {
@@ -643,5 +648,12 @@ mod tests {
             )
             .is_err()
         );
+        for eta in [-0.1, f64::NAN, f64::INFINITY] {
+            let settings = GpSettings {
+                eta,
+                ..GpSettings::default()
+            };
+            assert!(GpSampler::new(branin_space(), settings).is_err(), "{eta}");
+        }
     }
 }
