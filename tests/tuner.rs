@@ -478,6 +478,16 @@ fn budgets_end_the_study() {
         .run(synthetic(Duration::ZERO, &log, |_| None))
         .unwrap_err();
     assert!(err.to_string().contains("budget"), "{err}");
+    // Nor is a trial time of zero, which would fail every trial.
+    let err = tuner(5, 7)
+        .budget(Budget {
+            trials: Some(3),
+            trial_time: Some(Duration::ZERO),
+            ..Budget::default()
+        })
+        .run(synthetic(Duration::ZERO, &log, |_| None))
+        .unwrap_err();
+    assert!(err.to_string().contains("trial time of zero"), "{err}");
 }
 
 #[test]

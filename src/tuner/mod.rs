@@ -267,6 +267,12 @@ impl Tuner {
                 "set at least one of trials, epochs and wall time",
             ));
         }
+        if b.trial_time == Some(std::time::Duration::ZERO) {
+            return Err(Error::invalid(
+                "budget",
+                "a trial time of zero would fail every trial",
+            ));
+        }
         let workers = self.workers;
         let threads = self.threads.unwrap_or_else(|| {
             let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
