@@ -132,9 +132,9 @@ pub trait StoppingPolicy: Send {
         serde_json::Value::Null
     }
 
-    /// Refuses settings the policy cannot work with, or an objective it
-    /// cannot work with (checked when the study starts, so a bad setting is
-    /// an error before any trial runs). The default accepts everything.
+    /// Refuses settings, or an objective, the policy cannot work with
+    /// (checked when the study starts, so a bad setting is an error before
+    /// any trial runs). The default accepts everything.
     fn accepts(&self, objective: &Objective) -> Result<()> {
         let _ = objective;
         Ok(())
