@@ -121,10 +121,11 @@ impl History {
         p / near.len() as f64
     }
 
-    /// 0 when even `scale` times the study's largest gain from epoch `n` to
-    /// the horizon leaves `prefix` behind `y_best` (see the header), 1
-    /// otherwise.
-    fn envelope(&self, prefix: &[f64], y_best: f64, scale: f64) -> f64 {
+    /// For `prefix` against `y_best`: given a scale, 0 when even that
+    /// many times the study's largest gain from epoch `n` to the horizon
+    /// leaves it behind (see the header), 1 otherwise. The gain is found
+    /// once for every scale asked.
+    fn envelope(&self, prefix: &[f64], y_best: f64) -> impl Fn(f64) -> f64 {
         let (n, t) = (prefix.len(), self.horizon());
         let m = n.min(3);
         let sign = match self.metric {
@@ -137,10 +138,13 @@ impl History {
             .iter()
             .map(|c| sign * c[t - 1] - level(c))
             .fold(f64::NEG_INFINITY, f64::max);
-        if level(prefix) + scale * gain + 2.0 * self.noise < sign * y_best {
-            0.0
-        } else {
-            1.0
+        let (start, noise, target) = (level(prefix), self.noise, sign * y_best);
+        move |scale| {
+            if start + scale * gain + 2.0 * noise < target {
+                0.0
+            } else {
+                1.0
+            }
         }
     }
 
@@ -260,7 +264,7 @@ fn main() -> Res<()> {
             } else {
                 1.0
             };
-            let envelope = history.envelope(&y[..n], *incumbent, 1.0);
+            let envelope = history.envelope(&y[..n], *incumbent);
             Ok(Row {
                 n,
                 p: [
@@ -269,9 +273,9 @@ fn main() -> Res<()> {
                     history.recalibrate(from_history, n),
                     backtested,
                     parametric.min(backtested),
-                    envelope,
-                    parametric.min(envelope),
-                    history.envelope(&y[..n], *incumbent, 1.5),
+                    envelope(1.0),
+                    parametric.min(envelope(1.0)),
+                    envelope(1.5),
                 ],
                 better: metric.better(y[y.len() - 1], *incumbent),
             })

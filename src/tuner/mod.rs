@@ -267,7 +267,7 @@ impl Tuner {
                 "set at least one of trials, epochs and wall time",
             ));
         }
-        if b.trial_time == Some(std::time::Duration::ZERO) {
+        if b.trial_time == Some(Duration::ZERO) {
             return Err(Error::invalid(
                 "budget",
                 "a trial time of zero would fail every trial",
